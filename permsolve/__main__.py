@@ -1,0 +1,5 @@
+import sys
+
+from permsolve.cli import main
+
+sys.exit(main())

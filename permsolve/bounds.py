@@ -1,0 +1,64 @@
+"""Upper bounds on the importance any permutation can retain.
+
+Every solver's value is checked against these: a value above the bound is a
+bug.  The bound of a problem is the sum of its members' bounds, each computed
+as if that member's permuted axes were free (sharing a permutation between
+members only removes freedom, so the sum stays valid).
+
+Rows free, columns fixed (the TileTrans case): in column block ``b``, ``j``
+tiles of ``h`` rows hold at most the ``j*h`` largest row sums of that block;
+allocating the ``k`` kept tiles over blocks greedily (the marginal gains never
+increase) gives the bound.  The mask family supplies the variants for its own
+budget rule; see :mod:`permsolve.masks`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from permsolve import TileProblem
+>>> S = np.eye(4)
+>>> TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5).bound
+2.0
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .problem import Member, tile_scores
+
+__all__ = ["member_bound", "row_profile", "col_profile", "unstructured_bound"]
+
+
+def row_profile(S: np.ndarray, w: int) -> np.ndarray:
+    """``R[i, b]``: importance of row ``i`` inside column block ``b`` (``w`` wide)."""
+    m, n = S.shape
+    nb = -(-n // w)
+    if nb * w != n:
+        S = np.hstack([S, np.zeros((m, nb * w - n))])
+    return S.reshape(m, nb, w).sum(axis=2)
+
+
+def col_profile(S: np.ndarray, h: int) -> np.ndarray:
+    """``C[j, a]``: importance of column ``j`` inside row block ``a`` (``h`` tall)."""
+    return row_profile(S.T, h)
+
+
+def unstructured_bound(member: Member) -> float:
+    """What unstructured pruning of the same number of weights keeps: always valid, loose."""
+    h, w = member.tile
+    v = np.sort(member.importance.ravel())[::-1]
+    return float(v[: member.n_kept * h * w].sum())
+
+
+def member_bound(member: Member) -> float:
+    """Upper bound on the member's retained importance over its free axes."""
+    S, (h, w), s, mask = member.importance, member.tile, member.sparsity, member.mask
+    mb, nb = member.grid
+    if member.rows is None and member.cols is None:
+        return mask.retained(tile_scores(S, h, w), s)
+    if member.cols is None:
+        b = mask.bound_free_rows(row_profile(S, w), h, mb, s)
+    elif member.rows is None:
+        b = mask.bound_free_cols(col_profile(S, h), w, nb, s)
+    else:
+        b = mask.bound_free_both(S, h, w, s)
+    return float(min(b, unstructured_bound(member)))

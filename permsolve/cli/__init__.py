@@ -1,0 +1,55 @@
+"""The ``permsolve`` command.
+
+Each sub-command lives in a module of this package exposing
+``add_parser(subparsers)`` (which sets ``func`` on its parser) and is listed in
+:data:`COMMANDS`.  Bad input raises :class:`UsageError` or ``ValueError`` and
+becomes a one-line message with exit status 2; nothing prints a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "UsageError", "COMMANDS"]
+
+#: sub-command modules, in the order ``permsolve --help`` lists them
+COMMANDS = ["solve", "solvers"]
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: one line, status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="permsolve", description="Permutation search for tile pruning.")
+    from permsolve import __version__
+    parser.add_argument("--version", action="version", version=f"permsolve {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, FileNotFoundError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"permsolve {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"permsolve {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Read a weight or importance matrix from ``.npy``, ``.npz``, a PyTorch
+checkpoint (``.pt``/``.pth`` state dict) or ``.safetensors``.
+
+Examples
+--------
+>>> import numpy as np, tempfile, os
+>>> d = tempfile.mkdtemp(); f = os.path.join(d, "w.npz")
+>>> np.savez(f, a=np.ones((2, 3)))
+>>> load_tensor(f, "a").shape
+(2, 3)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["load_tensor", "list_tensors", "FORMATS"]
+
+FORMATS = (".npy", ".npz", ".pt", ".pth", ".safetensors")
+
+
+def _tensors(path: Path) -> dict:
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return {"": np.load(path, allow_pickle=False)}
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    if suffix in (".pt", ".pth"):
+        import torch
+
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+            obj = obj["state_dict"]
+        if isinstance(obj, torch.Tensor):
+            return {"": obj.detach().double().numpy()}
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path.name} holds a {type(obj).__name__}, not a state dict")
+        return {k: v.detach().double().numpy() for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        try:
+            return dict(load_file(str(path)))
+        except Exception:  # bf16 tensors cannot be read by numpy: go through torch
+            from safetensors.torch import load_file as load_torch
+
+            return {k: v.double().numpy() for k, v in load_torch(str(path)).items()}
+    raise ValueError(f"unsupported file type {suffix or '(none)'}; use one of {', '.join(FORMATS)}")
+
+
+def list_tensors(path) -> list[str]:
+    """Names of the tensors in ``path`` (``[""]`` for a bare ``.npy`` array)."""
+    return list(_tensors(Path(path)))
+
+
+def load_tensor(path, key: str | None = None) -> np.ndarray:
+    """Load one tensor as float64.
+
+    ``key`` may be omitted when the file holds exactly one tensor.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"no such file: {path}")
+    try:
+        tensors = _tensors(path)
+    except ValueError:
+        raise
+    except Exception as e:  # corrupt or foreign file: one line, not a traceback
+        raise ValueError(f"cannot read {path.name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    if key in (None, ""):
+        if len(tensors) != 1:
+            raise ValueError(f"{path.name} holds {len(tensors)} tensors; name one with --key: {', '.join(tensors)}")
+        (arr,) = tensors.values()
+    else:
+        if key not in tensors:
+            shown = ", ".join(list(tensors)[:40]) + (" ..." if len(tensors) > 40 else "")
+            raise ValueError(f"no tensor {key!r} in {path.name}; keys: {shown}")
+        arr = tensors[key]
+    return np.asarray(arr, dtype=np.float64)

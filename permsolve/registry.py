@@ -1,0 +1,140 @@
+"""Solver registry and the one public entry point, :func:`solve`.
+
+Solvers live in ``permsolve.solvers`` (one module each) and register
+themselves with :func:`register`.  The registry imports that package the first
+time a solver is looked up, so the problem code never imports a solver.
+
+Examples
+--------
+>>> import numpy as np
+>>> from permsolve import TileProblem, solve
+>>> S = np.random.default_rng(0).random((8, 8))
+>>> p = TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5)
+>>> r = solve(p, "greedy")
+>>> r.solver, r.retained <= r.bound
+('greedy', True)
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from .problem import TileProblem
+from .result import REL_TOL, Run, SolveResult
+
+__all__ = ["Solver", "register", "get_solver", "solvers", "solve", "SOLVERS"]
+
+SOLVERS: dict[str, type["Solver"]] = {}
+
+
+class Solver:
+    """Base class of all solvers.
+
+    Subclasses set the class attributes and implement :meth:`_solve`, which
+    improves ``run`` (calling ``run.offer``) until done or ``run.expired()``.
+
+    Class attributes
+    ----------------
+    name, description : registry name and one-line description
+    options : keyword options and their defaults
+    exact : can prove optimality
+    anytime : improves over time and stops cleanly at the time limit
+    randomized : uses the seed
+    axes : which problem kinds it handles, a subset of
+        ``{"rows", "cols", "both", "coupled"}``
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    options: ClassVar[dict[str, Any]] = {}
+    exact: ClassVar[bool] = False
+    anytime: ClassVar[bool] = False
+    randomized: ClassVar[bool] = False
+    axes: ClassVar[frozenset[str]] = frozenset({"rows", "cols", "both", "coupled"})
+
+    def __init__(self, **options):
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            known = ", ".join(self.options) or "none"
+            raise ValueError(f"solver {self.name!r} has no option {', '.join(map(repr, unknown))}; "
+                             f"its options are: {known}")
+        self.opts = {**self.options, **options}
+
+    def supports(self, problem: TileProblem) -> str | None:
+        """None if this solver handles ``problem``, else the reason why not."""
+        kind = problem.axis if (problem.is_single and problem.axis) else "coupled"
+        if kind not in self.axes:
+            return f"solver {self.name!r} does not handle axis={kind} (it handles: {', '.join(sorted(self.axes))})"
+        return None
+
+    def solve(self, problem: TileProblem, *, time_limit: float | None = None, seed: int = 0,
+              init: Mapping[str, np.ndarray] | None = None) -> SolveResult:
+        why = self.supports(problem)
+        if why:
+            raise ValueError(why)
+        if time_limit is not None and time_limit <= 0:
+            raise ValueError(f"time_limit must be > 0, got {time_limit}")
+        run = Run(problem, time_limit, init)
+        rng = np.random.default_rng(seed)
+        self._solve(problem, run, rng)
+        seconds = run.elapsed()
+        # independent recomputation: the reported value never comes from the solver's own bookkeeping
+        retained = problem.evaluate(run.best_perms)
+        bound = problem.bound
+        if run.proven_bound is not None:
+            bound = min(bound, max(run.proven_bound, retained))
+        if retained > bound * (1 + REL_TOL) + REL_TOL:
+            raise AssertionError(f"{self.name}: value {retained} exceeds the bound {bound}: a bug")
+        optimal = retained >= bound - REL_TOL * max(1.0, abs(bound))
+        return SolveResult(self.name, run.best_perms, retained, problem.total, bound, optimal,
+                           seconds, run.trace, run.nit, run.info)
+
+    def _solve(self, problem: TileProblem, run: Run, rng: np.random.Generator) -> None:
+        raise NotImplementedError
+
+
+def register(cls: type[Solver]) -> type[Solver]:
+    """Class decorator: add a solver under its ``name``; duplicate names are refused."""
+    if not getattr(cls, "name", None) or not getattr(cls, "description", None):
+        raise TypeError(f"{cls.__name__} needs a name and a description")
+    if cls.name in SOLVERS and SOLVERS[cls.name] is not cls:
+        raise ValueError(f"a solver named {cls.name!r} is already registered")
+    SOLVERS[cls.name] = cls
+    return cls
+
+
+def _load() -> None:
+    import permsolve.solvers  # noqa: F401  (registers the built-in solvers)
+
+
+def solvers() -> dict[str, type[Solver]]:
+    """All registered solvers, by name."""
+    _load()
+    return dict(SOLVERS)
+
+
+def get_solver(name: str) -> type[Solver]:
+    """The solver class registered as ``name``."""
+    _load()
+    try:
+        return SOLVERS[name]
+    except KeyError:
+        raise ValueError(f"unknown solver {name!r}; known solvers: {', '.join(SOLVERS)}") from None
+
+
+def solve(problem: TileProblem, solver: str = "greedy", *, time_limit: float | None = None, seed: int = 0,
+          init: Mapping[str, np.ndarray] | None = None, **options) -> SolveResult:
+    """Solve ``problem`` with the solver registered as ``solver``.
+
+    Parameters
+    ----------
+    problem : :class:`~permsolve.TileProblem`
+    solver : registered name (see ``permsolve solvers``)
+    time_limit : seconds; anytime solvers return their best when it runs out
+    seed : makes randomized solvers deterministic
+    init : warm start, ``{perm name: permutation}``; the result is never worse
+    **options : the solver's own keyword options; unknown ones are an error
+    """
+    return get_solver(solver)(**options).solve(problem, time_limit=time_limit, seed=seed, init=init)

@@ -1,0 +1,124 @@
+"""The result every solver returns, and the run book-keeping they share."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from .problem import TileProblem
+
+__all__ = ["SolveResult", "Run", "REL_TOL"]
+
+#: relative tolerance used to compare values with bounds (float sums differ in order)
+REL_TOL = 1e-9
+
+
+@dataclass
+class SolveResult:
+    """What a solver found.
+
+    Attributes
+    ----------
+    solver : registered name of the solver
+    perms : best permutation of each named permutation of the problem
+    retained : importance kept, recomputed independently from ``perms``
+    total : all importance of the problem
+    bound : best valid upper bound known (the problem's, or a solver's proof if tighter)
+    optimal : True when ``retained`` is proven optimal (it reaches ``bound``)
+    seconds : wall time of the solve
+    trace : ``(seconds, best value)`` each time the best value improved
+    nit : iterations (solver-specific unit: rounds, moves, ...)
+    info : solver-specific details
+    """
+
+    solver: str
+    perms: dict[str, np.ndarray]
+    retained: float
+    total: float
+    bound: float
+    optimal: bool
+    seconds: float
+    trace: list[tuple[float, float]] = field(default_factory=list)
+    nit: int = 0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def row_perm(self) -> np.ndarray | None:
+        return self.perms.get("row")
+
+    @property
+    def col_perm(self) -> np.ndarray | None:
+        return self.perms.get("col")
+
+    @property
+    def fraction(self) -> float:
+        """Retained share of all importance."""
+        return self.retained / self.total if self.total > 0 else 1.0
+
+    @property
+    def gap(self) -> float:
+        """Relative gap to the bound, ``(bound - retained) / bound``."""
+        return (self.bound - self.retained) / self.bound if self.bound > 0 else 0.0
+
+    def to_json(self) -> dict:
+        """The ``permsolve solve --json`` object."""
+        def lst(p):
+            return None if p is None else [int(x) for x in p]
+        return {
+            "solver": self.solver,
+            "retained": self.retained,
+            "total": self.total,
+            "fraction": self.fraction,
+            "bound": self.bound,
+            "optimal": bool(self.optimal),
+            "row_perm": lst(self.row_perm),
+            "col_perm": lst(self.col_perm),
+            "seconds": self.seconds,
+            "trace": [[float(t), float(v)] for t, v in self.trace],
+            "nit": int(self.nit),
+        }
+
+
+class Run:
+    """Clock, incumbent and anytime trace of one solve.
+
+    Solvers call :meth:`offer` with every solution they want kept; only
+    improvements are recorded.  :meth:`expired` says when the time limit is up.
+    """
+
+    def __init__(self, problem: TileProblem, time_limit: float | None, init: Mapping | None):
+        self.problem = problem
+        self.time_limit = None if time_limit is None else float(time_limit)
+        self.start = time.perf_counter()
+        self.has_init = bool(init)
+        self.best_perms = problem.check_perms(init)
+        self.best = problem.evaluate(self.best_perms)
+        self.init_value = self.best
+        self.trace: list[tuple[float, float]] = [(0.0, self.best)]
+        self.nit = 0
+        self.info: dict = {}
+        self.proven_bound: float | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def time_left(self) -> float:
+        if self.time_limit is None:
+            return float("inf")
+        return self.time_limit - self.elapsed()
+
+    def expired(self) -> bool:
+        return self.time_left() <= 0
+
+    def offer(self, perms: Mapping[str, np.ndarray], value: float | None = None) -> bool:
+        """Keep ``perms`` if better than the incumbent; returns True if kept."""
+        if value is None:
+            value = self.problem.evaluate(perms)
+        if value > self.best + REL_TOL * max(1.0, abs(self.best)):
+            self.best = float(value)
+            self.best_perms = {k: np.asarray(v, dtype=np.int64).copy() for k, v in perms.items()}
+            self.trace.append((self.elapsed(), self.best))
+            return True
+        return False

@@ -1,0 +1,1 @@
+"""Instance generators and loaders (installed as ``permsolve.problems``)."""
