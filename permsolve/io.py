@@ -63,10 +63,10 @@ def load_tensor(path, key: str | None = None) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"no such file: {path}")
+    if path.suffix.lower() not in FORMATS:
+        raise ValueError(f"unsupported file type {path.suffix or '(none)'}; use one of {', '.join(FORMATS)}")
     try:
         tensors = _tensors(path)
-    except ValueError:
-        raise
     except Exception as e:  # corrupt or foreign file: one line, not a traceback
         raise ValueError(f"cannot read {path.name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     if key in (None, ""):

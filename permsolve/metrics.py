@@ -74,5 +74,5 @@ def importance(W, metric: str = "l1", *, grad=None, act_norm=None) -> np.ndarray
             raise ValueError(f"act_norm has {a.size} entries, the weight has {M.shape[1]} columns")
         return np.abs(M) * np.abs(a)[None, :]
     if (M < 0).any():
-        raise ValueError("metric 'none' needs a non-negative matrix")
+        raise ValueError("metric 'none' needs importance >= 0: the matrix has negative entries (use --metric l1)")
     return M

@@ -1,0 +1,140 @@
+"""The contract every registered solver must meet.
+
+Parametrised over the registry itself (nevergrad-style), so a new solver gets
+the whole suite without anyone adding a line.  Solver-specific tests live in
+their own files.
+"""
+import time
+
+import numpy as np
+import pytest
+
+import permsolve
+from permsolve import Member, TileProblem, solve
+from permsolve.result import REL_TOL
+
+from .conftest import scaled_matrix
+
+SOLVERS = sorted(permsolve.solvers())
+# generous limits keep exact/anytime solvers quick on the small contract instances
+LIMIT = {"ilp": 5.0, "anneal": 1.0}
+
+
+def run(problem, name, **kw):
+    cls = permsolve.get_solver(name)
+    why = cls().supports(problem)
+    if why:
+        pytest.skip(why)
+    kw.setdefault("time_limit", LIMIT.get(name))
+    return solve(problem, name, **kw)
+
+
+def check(problem, r):
+    for k, n in problem.perm_sizes.items():
+        p = r.perms[k]
+        assert sorted(p.tolist()) == list(range(n)), f"{k} is not a permutation"
+    assert r.retained == pytest.approx(problem.evaluate(r.perms), rel=1e-12, abs=1e-12)
+    assert r.retained <= problem.bound * (1 + REL_TOL) + 1e-12
+    assert r.bound <= problem.bound * (1 + REL_TOL) + 1e-12
+    assert r.retained <= r.bound * (1 + REL_TOL) + 1e-12
+    assert r.total == pytest.approx(problem.total)
+    assert r.trace and r.trace[-1][1] == pytest.approx(r.retained, rel=1e-9)
+
+
+CASES = {
+    # name: (shape, tile, sparsity)
+    "square": ((24, 24), (4, 4), 0.5),
+    "non-divisible": ((23, 17), (4, 3), 0.4),
+    "tile-1x1": ((10, 9), (1, 1), 0.5),
+    "tile-as-matrix": ((8, 6), (8, 6), 0.0),
+    "column-tile": ((32, 8), (8, 1), 0.75),
+    "sparsity-0": ((16, 12), (4, 4), 0.0),
+}
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+class TestSolverContract:
+    @pytest.mark.parametrize("case", CASES)
+    @pytest.mark.parametrize("axis", ["rows", "cols", "both"])
+    @pytest.mark.parametrize("mask", ["global", "row-balanced"])
+    def test_valid_and_bounded(self, name, case, axis, mask):
+        shape, tile, s = CASES[case]
+        p = TileProblem.from_matrix(scaled_matrix(*shape, seed=len(case)), tile=tile, sparsity=s, mask=mask, axis=axis)
+        r = run(p, name)
+        check(p, r)
+        assert r.solver == name
+        if s == 0.0:
+            assert r.retained == pytest.approx(p.total)
+
+    def test_all_zero_matrix(self, name):
+        p = TileProblem.from_matrix(np.zeros((12, 10)), tile=(4, 4), sparsity=0.5)
+        r = run(p, name)
+        check(p, r)
+        assert r.retained == 0.0 and r.optimal
+
+    @pytest.mark.parametrize("axis", ["rows", "cols"])
+    def test_never_worse_than_warm_start(self, name, axis):
+        S = scaled_matrix(32, 32, seed=3)
+        p = TileProblem.from_matrix(S, tile=(4, 4), sparsity=0.5, axis=axis)
+        key = "row" if axis == "rows" else "col"
+        # a strong warm start: the hungarian answer from another start
+        ws = solve(p, "hungarian", start="identity").perms
+        r = run(p, name, init=ws)
+        check(p, r)
+        assert r.retained >= p.evaluate(ws) * (1 - 1e-12)
+        assert key in r.perms
+
+    def test_same_seed_same_answer(self, name):
+        p = TileProblem.from_matrix(scaled_matrix(20, 20, seed=5), tile=(4, 4), sparsity=0.5, axis="rows")
+        a = run(p, name, seed=7, time_limit=None)
+        b = run(p, name, seed=7, time_limit=None)
+        assert a.retained == b.retained
+        assert all(np.array_equal(a.perms[k], b.perms[k]) for k in a.perms)
+
+    def test_time_limit_honoured(self, name):
+        cls = permsolve.get_solver(name)
+        if not cls.anytime:
+            pytest.skip(f"{name} is not an anytime solver (it finishes in one step)")
+        p = TileProblem.from_matrix(scaled_matrix(256, 256, seed=9), tile=(8, 8), sparsity=0.5)
+        limit = 1.0
+        t0 = time.perf_counter()
+        r = run(p, name, time_limit=limit)
+        wall = time.perf_counter() - t0
+        check(p, r)
+        assert r.seconds <= 1.2 * limit, f"{name} took {r.seconds:.2f}s for a {limit}s limit"
+        assert wall <= 1.2 * limit + 0.5  # result assembly (bound, re-evaluation) may add a little
+
+    def test_unknown_option_rejected(self, name):
+        with pytest.raises(ValueError, match="no option 'bogus'"):
+            permsolve.get_solver(name)(bogus=1)
+
+    def test_coupled_problem(self, name):
+        """Two matrices share one permutation: rows of a producer, unit-3 columns of a consumer."""
+        r0 = np.random.default_rng(1)
+        prod = Member(np.abs(r0.standard_normal((12, 10))), (4, 5), 0.5, rows="c", name="producer")
+        cons = Member(np.abs(r0.standard_normal((8, 36))), (4, 6), 0.5, cols="c", col_unit=3, name="consumer")
+        p = TileProblem([prod, cons])
+        r = run(p, name)
+        check(p, r)
+
+
+def test_registry_lists_the_four_required_solvers():
+    for required in ("identity", "greedy", "hungarian"):
+        assert required in SOLVERS
+    assert "ilp" in SOLVERS and "anneal" in SOLVERS, "ilp and anneal must be registered"
+
+
+def test_unknown_solver_lists_known():
+    with pytest.raises(ValueError, match="known solvers: .*greedy"):
+        solve(TileProblem.from_matrix(np.ones((4, 4)), tile=(2, 2), sparsity=0.5), "nope")
+
+
+def test_duplicate_registration_refused():
+    from permsolve.registry import Solver, register
+
+    class Fake(Solver):
+        name = "greedy"
+        description = "a second greedy"
+
+    with pytest.raises(ValueError, match="already registered"):
+        register(Fake)

@@ -1,0 +1,122 @@
+"""Property-based tests (hypothesis) of the objective, the masks and the bound."""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+from permsolve import TileProblem
+from permsolve.masks import MASKS, get_mask, n_pruned
+from permsolve.problem import tile_scores
+
+dims = st.integers(1, 9)
+
+
+@st.composite
+def problems(draw, axes=("rows", "cols", "both")):
+    m, n = draw(dims), draw(dims)
+    S = draw(arrays(np.float64, (m, n), elements=st.floats(0, 100, allow_nan=False, allow_infinity=False)))
+    h, w = draw(st.integers(1, m)), draw(st.integers(1, n))
+    s = draw(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.75, 0.9]))
+    mask = draw(st.sampled_from(sorted(MASKS)))
+    axis = draw(st.sampled_from(axes))
+    return TileProblem.from_matrix(S, tile=(h, w), sparsity=s, mask=mask, axis=axis)
+
+
+def random_perms(p, seed):
+    r = np.random.default_rng(seed)
+    return {k: r.permutation(n) for k, n in p.perm_sizes.items()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(problems(), st.integers(0, 2**31))
+def test_value_at_most_bound_and_total(p, seed):
+    v = p.evaluate(random_perms(p, seed))
+    assert 0 <= v <= p.bound * (1 + 1e-9) + 1e-9
+    assert p.bound <= p.total * (1 + 1e-9) + 1e-9
+
+
+@settings(max_examples=200, deadline=None)
+@given(problems(), st.integers(0, 2**31))
+def test_mask_keeps_the_right_number_of_tiles(p, seed):
+    (mem,) = p.members
+    perms = random_perms(p, seed)
+    M = mem.best_mask(perms)
+    mb, nb = mem.grid
+    assert M.shape == (mb, nb)
+    assert M.sum() == mem.n_kept
+    if mem.mask.name == "row-balanced":
+        assert (M.sum(axis=1) == nb - n_pruned(mem.sparsity, nb)).all()
+    # the mask's value is what evaluate reports, and it is the best of its family:
+    T = mem.tile_scores(perms)
+    assert T[M].sum() == pytest.approx(p.evaluate(perms), rel=1e-12, abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 3), st.integers(1, 4)), elements=st.floats(0, 10)),
+       st.sampled_from([0.0, 0.25, 0.5, 0.75]))
+def test_mask_is_best_of_its_family_by_enumeration(T, s):
+    """select() beats every other admissible mask (enumerated on tiny grids)."""
+    mb, nb = T.shape
+    for mask in MASKS.values():
+        best = T[mask.select(T, s)].sum()
+        k = mask.n_kept(mb, nb, s)
+        for bits in itertools.product([0, 1], repeat=mb * nb):
+            B = np.array(bits, dtype=bool).reshape(mb, nb)
+            if B.sum() != k:
+                continue
+            if mask.name == "row-balanced" and len(set(B.sum(axis=1))) > 1:
+                continue
+            assert T[B].sum() <= best + 1e-9
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 12), st.integers(1, 12)), elements=st.floats(0, 10)),
+       st.integers(1, 5), st.integers(1, 5))
+def test_tile_scores_sum_to_total(S, h, w):
+    T = tile_scores(S, h, w)
+    assert T.shape == (-(-S.shape[0] // h), -(-S.shape[1] // w))
+    assert T.sum() == pytest.approx(S.sum())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from(sorted(MASKS)), st.sampled_from(["rows", "cols", "both"]))
+def test_bound_holds_against_exhaustive_search(seed, mask, axis):
+    """The bound is >= the true optimum, found by enumerating every permutation (tiny)."""
+    r = np.random.default_rng(seed)
+    m, n = (4, 5) if axis != "both" else (4, 4)
+    S = r.random((m, n)) ** 3
+    p = TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5, mask=mask, axis=axis)
+    best = 0.0
+    rows = itertools.permutations(range(m)) if axis in ("rows", "both") else [None]
+    for rp in rows:
+        cols = itertools.permutations(range(n)) if axis in ("cols", "both") else [None]
+        for cp in cols:
+            perms = {k: np.array(v) for k, v in (("row", rp), ("col", cp)) if v is not None}
+            best = max(best, p.evaluate(perms))
+    assert best <= p.bound * (1 + 1e-9)
+
+
+def test_n_pruned_rounds_half_up():
+    assert n_pruned(0.5, 3) == 2 and n_pruned(0.5, 5) == 3 and n_pruned(0.0, 7) == 0
+    assert n_pruned(0.1, 10) == 1  # 0.1*10 is 1.0000000000000002 or 0.9999.. in floats
+
+
+def test_get_mask_unknown_lists_known():
+    with pytest.raises(ValueError, match="global"):
+        get_mask("diagonal")
+
+
+def test_bad_problem_inputs():
+    with pytest.raises(ValueError, match="NaN"):
+        TileProblem.from_matrix(np.array([[np.nan]]), tile=(1, 1), sparsity=0.5)
+    with pytest.raises(ValueError, match=">= 0"):
+        TileProblem.from_matrix(-np.ones((2, 2)), tile=(1, 1), sparsity=0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        TileProblem.from_matrix(np.ones((2, 2)), tile=(1, 1), sparsity=1.0)
+    with pytest.raises(ValueError, match="axis"):
+        TileProblem.from_matrix(np.ones((2, 2)), tile=(1, 1), sparsity=0.5, axis="diag")
+    p = TileProblem.from_matrix(np.ones((3, 3)), tile=(1, 1), sparsity=0.5)
+    with pytest.raises(ValueError, match="not a permutation"):
+        p.evaluate({"row": np.array([0, 0, 1])})
