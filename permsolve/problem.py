@@ -20,7 +20,7 @@ Examples
 >>> S = np.arange(16.0).reshape(4, 4)
 >>> p = TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5, axis="rows")
 >>> p.evaluate({"row": np.arange(4)})
-84.0
+92.0
 >>> p.evaluate({"row": np.array([0, 3, 1, 2])}) <= p.bound
 True
 """
@@ -32,46 +32,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .bounds import member_bound
 from .masks import Mask, get_mask
+from .tiles import expand_perm, parse_tile, tile_scores
 
 __all__ = ["Member", "TileProblem", "AXES", "parse_tile", "expand_perm", "tile_scores"]
 
 AXES = ("rows", "cols", "both")
-
-
-def parse_tile(tile: str | Sequence[int]) -> tuple[int, int]:
-    """Parse ``"16x16"`` or ``(16, 16)`` into a pair of positive ints."""
-    if isinstance(tile, str):
-        parts = tile.lower().replace("×", "x").split("x")
-        if len(parts) != 2:
-            raise ValueError(f"tile must look like HxW (e.g. 16x16), got {tile!r}")
-        try:
-            tile = (int(parts[0]), int(parts[1]))
-        except ValueError:
-            raise ValueError(f"tile must look like HxW (e.g. 16x16), got {tile!r}") from None
-    h, w = (int(t) for t in tile)
-    if h < 1 or w < 1:
-        raise ValueError(f"tile sides must be >= 1, got {h}x{w}")
-    return h, w
-
-
-def expand_perm(perm: np.ndarray, unit: int) -> np.ndarray:
-    """Index array over elements for a permutation over units of size ``unit``."""
-    perm = np.asarray(perm, dtype=np.int64)
-    if unit == 1:
-        return perm
-    return (perm[:, None] * unit + np.arange(unit)).ravel()
-
-
-def tile_scores(P: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Sum of ``P`` over each ``h x w`` tile; edge tiles are zero-padded."""
-    m, n = P.shape
-    mb, nb = -(-m // h), -(-n // w)
-    if mb * h != m or nb * w != n:
-        Q = np.zeros((mb * h, nb * w), dtype=P.dtype)
-        Q[:m, :n] = P
-        P = Q
-    return P.reshape(mb, h, nb, w).sum(axis=(1, 3))
 
 
 @dataclass(eq=False)
@@ -156,8 +123,6 @@ class Member:
 
     def bound(self) -> float:
         """Upper bound on :meth:`retained` over all permutations of the free axes."""
-        from .bounds import member_bound
-
         return member_bound(self)
 
 
