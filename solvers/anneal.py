@@ -1,0 +1,461 @@
+"""``anneal``: simulated annealing over unit swaps, with exact incremental evaluation.
+
+A move swaps two units of one permutation (two rows, two columns, or two
+units of a permutation shared by several matrices, which changes every bound
+matrix at once).  Its effect on the kept importance is computed exactly in
+``O(n/w)`` per moved element plus the mask update (see
+:mod:`permsolve.solvers._anneal_kernel`), never by recomputing the matrix.
+Moves are accepted by the Metropolis rule under a geometric cooling schedule
+whose start temperature is calibrated from the deltas of random moves at the
+start point.  Several restarts each re-anneal from the best permutation found
+so far; the best is offered to the run as it improves.
+
+Options (defaults in :attr:`Anneal.options`)
+-------------------------------------------
+start : ``"hungarian"`` (default), ``"greedy"`` or ``"identity"``
+    Where to start when no warm start (``init``) is given.  ``greedy`` takes
+    the better of TileTrans's order and the identity; ``hungarian`` then
+    improves it with the ``hungarian`` solver (at most ``start_share`` of the
+    time limit), so the result is never worse than that solver's.
+moves : int or None
+    Moves per restart.  None: with a time limit, the schedule follows the
+    clock (each restart gets an equal share of the remaining time); without
+    one, ``moves_per_unit * units`` moves (at least 100 000).
+restarts : int
+t0_factor, t_end_factor : float
+    Start temperature = ``t0_factor`` x the mean loss of the worsening moves
+    among ``calib_moves`` random moves; end temperature = ``t_end_factor`` x
+    the start temperature.
+kernel : ``"numba"`` (default) or ``"python"`` (same code, not compiled: slow)
+
+The search is deterministic for a given seed when the schedule counts moves
+(``moves`` set, or no time limit); with a clock-driven schedule the number of
+moves depends on the machine.
+
+Examples
+--------
+>>> import numpy as np
+>>> from permsolve import TileProblem, solve
+>>> S = np.random.default_rng(0).random((32, 32))
+>>> p = TileProblem.from_matrix(S, tile=(4, 4), sparsity=0.5)
+>>> r = solve(p, "anneal", seed=1, moves=20000, restarts=1)
+>>> r.retained >= solve(p, "greedy").retained
+True
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from permsolve.bounds import col_profile, row_profile
+from permsolve.masks import GlobalMask, RowBalancedMask
+from permsolve.problem import TileProblem, expand_perm, tile_scores
+from permsolve.registry import Solver, register
+
+from ._common import greedy_perms
+
+__all__ = ["Anneal", "AnnealState", "load_kernel", "warmup"]
+
+_KERNELS: dict[str, object] = {}
+_WARM: dict[str, float] = {}
+
+
+def load_kernel(kind: str = "numba"):
+    """The kernel module: ``"numba"`` (compiled, cached on disk) or ``"python"`` (plain Python)."""
+    if kind in _KERNELS:
+        return _KERNELS[kind]
+    if kind == "numba":
+        from . import _anneal_kernel as mod
+    elif kind == "python":
+        path = Path(__file__).with_name("_anneal_kernel.py")
+        name = f"{__package__}._anneal_kernel_python"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        mod._NOJIT = True
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    else:
+        raise ValueError(f"anneal: kernel must be 'numba' or 'python', got {kind!r}")
+    _KERNELS[kind] = mod
+    return mod
+
+
+def warmup(kind: str = "numba") -> float:
+    """Compile (or load from the on-disk cache) the kernel; returns the seconds it took.
+
+    Done once per process, when an ``anneal`` solver is created, so that the
+    compile time is never charged to a solve's time limit.
+
+    Examples
+    --------
+    >>> warmup() >= 0.0
+    True
+    """
+    if kind in _WARM:
+        return 0.0
+    t = time.perf_counter()
+    from permsolve.problem import Member
+    rng = np.random.default_rng(0)
+    # one tiny problem that exercises both masks, both axes and units > 1
+    a = Member(rng.random((8, 6)), (2, 4), 0.5, "global", rows="p", cols="c", name="a")
+    b = Member(rng.random((6, 8)), (4, 4), 0.5, "row-balanced", rows="c", cols="p", col_unit=1, name="b")
+    c = Member(rng.random((4, 16)), (2, 4), 0.5, "row-balanced", cols="p", col_unit=2, name="c")
+    prob = TileProblem([a, b, c])
+    st = AnnealState(prob, prob.identity(), kernel=kind)
+    st.run(rng.random((64, 4)), 1.0, 1.0)
+    st.probe(rng.random((16, 4)))
+    _WARM[kind] = time.perf_counter() - t
+    return _WARM[kind]
+
+
+class AnnealState:
+    """Flattened incremental state of a problem for the kernel.
+
+    Parameters
+    ----------
+    problem : the problem (masks ``global`` or ``row-balanced``)
+    perms : the permutations to start from
+    kernel : ``"numba"`` or ``"python"``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem
+    >>> p = TileProblem.from_matrix(np.random.default_rng(0).random((8, 8)), tile=(2, 2), sparsity=0.5)
+    >>> st = AnnealState(p, p.identity())
+    >>> bool(abs(st.current - p.evaluate(p.identity())) < 1e-9)
+    True
+    """
+
+    def __init__(self, problem: TileProblem, perms: Mapping[str, np.ndarray], kernel: str = "numba"):
+        self.k = load_kernel(kernel)
+        K = self.k
+        self.problem = problem
+        self.names = problem.perm_names
+        sizes = [problem.perm_sizes[nm] for nm in self.names]
+        self.perm_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        w = np.array([s if s >= 2 else 0 for s in sizes], dtype=np.float64)
+        if w.sum() == 0:
+            w[:] = 1.0
+        cw = np.cumsum(w) / w.sum()
+        cw[-1] = 2.0  # r0 < 1 always lands in range
+        self.perm_cumw = cw
+        pidx = {nm: i for i, nm in enumerate(self.names)}
+
+        nm_ = len(problem.members)
+        mem = np.zeros((nm_, K.M_FIELDS), dtype=np.int64)
+        s_off = t_off = r_off = c_off = g_off = 0
+        binds = []  # (perm index, member, axis, unit)
+        max_gs = 1
+        max_tiles = 1
+        for mi, m in enumerate(problem.members):
+            (rows, cols), (h, wd) = m.shape, m.tile
+            mb, nb = m.grid
+            if isinstance(m.mask, GlobalMask):
+                glob, kk, ng, gs = 1, m.mask.n_kept(mb, nb, m.sparsity), 1, mb * nb
+            elif isinstance(m.mask, RowBalancedMask):
+                glob, kk, ng, gs = 0, m.mask.per_row(nb, m.sparsity), mb, nb
+            else:
+                raise ValueError(f"anneal handles the global and row-balanced masks, not {m.mask.name!r}")
+            mem[mi, [K.M_M, K.M_N, K.M_H, K.M_W, K.M_MB, K.M_NB]] = rows, cols, h, wd, mb, nb
+            mem[mi, K.M_SOFF], mem[mi, K.M_TOFF] = s_off, t_off
+            mem[mi, K.M_ROFF] = r_off if m.rows is not None else -1
+            mem[mi, K.M_COFF] = c_off if m.cols is not None else -1
+            mem[mi, [K.M_GLOBAL, K.M_K, K.M_GOFF, K.M_NGROUPS, K.M_GS]] = glob, kk, g_off, ng, gs
+            s_off += rows * cols
+            t_off += mb * nb
+            g_off += ng
+            if m.rows is not None:
+                r_off += rows * nb
+                binds.append((pidx[m.rows], mi, 0, m.row_unit))
+            if m.cols is not None:
+                c_off += cols * mb
+                binds.append((pidx[m.cols], mi, 1, m.col_unit))
+            max_gs = max(max_gs, gs)
+            max_tiles = max(max_tiles, mb * nb)
+        self.mem = mem
+        self.n_groups = g_off
+        binds.sort(key=lambda b: b[0])
+        nbind = len(binds)
+        self.bind_off = np.searchsorted([b[0] for b in binds], np.arange(len(self.names) + 1)).astype(np.int64)
+        self.bind_mem = np.array([b[1] for b in binds], dtype=np.int64)
+        self.bind_axis = np.array([b[2] for b in binds], dtype=np.int64)
+        self.bind_unit = np.array([b[3] for b in binds], dtype=np.int64)
+        soff, choff, goff = [], [], []
+        so = co = go = 0
+        max_slots = 1
+        for _, mi, axis, unit in binds:
+            mb, nb = mem[mi, K.M_MB], mem[mi, K.M_NB]
+            blk = mem[mi, K.M_H] if axis == 0 else mem[mi, K.M_W]
+            nblk = mb if axis == 0 else nb
+            slots = int(min(nblk, 2 * (unit // blk + 2)))
+            span = nb if axis == 0 else mb
+            soff.append(so)
+            choff.append(co)
+            goff.append(go)
+            so += slots
+            co += slots * span
+            go += 1 if mem[mi, K.M_GLOBAL] else (slots if axis == 0 else mb)
+            max_slots = max(max_slots, slots)
+        self.bind_soff = np.array(soff, dtype=np.int64)
+        self.bind_choff = np.array(choff, dtype=np.int64)
+        self.bind_goff = np.array(goff, dtype=np.int64)
+        self.bind_ns = np.zeros(nbind, dtype=np.int64)
+        self.slots = np.zeros(max(so, 1), dtype=np.int64)
+        self.ch_id = np.zeros(max(co, 1), dtype=np.int64)
+        self.ch_val = np.zeros(max(co, 1), dtype=np.float64)
+        self.g_val = np.zeros(max(go, 1), dtype=np.float64)
+        big = max(max_tiles, co, 1)
+        self.buf = np.zeros(big, dtype=np.float64)
+        self.buf2 = np.zeros(big, dtype=np.float64)
+        self.order = np.zeros(big, dtype=np.int64)
+        self.tmp_v = np.zeros(max_gs, dtype=np.float64)
+        self.tmp_i = np.zeros(max_gs, dtype=np.int64)
+        self.gids = np.zeros(max_slots, dtype=np.int64)
+        self.gvals = np.zeros(max_slots, dtype=np.float64)
+
+        self.S = np.concatenate([m.importance.ravel() for m in problem.members])
+        self.T = np.zeros(max(t_off, 1))
+        self.R = np.zeros(max(r_off, 1))
+        self.C = np.zeros(max(c_off, 1))
+        self.sv = np.zeros(max(t_off, 1))
+        self.sid = np.zeros(max(t_off, 1), dtype=np.int64)
+        self.pos = np.zeros(max(t_off, 1), dtype=np.int64)
+        self.mark = np.zeros(max(t_off, 1), dtype=np.int64)
+        self.ksum = np.zeros(max(g_off, 1))
+        self.perm = np.zeros(int(self.perm_off[-1]), dtype=np.int64)
+        self.best_perm = np.zeros_like(self.perm)
+        self.values = np.zeros(2)
+        self.stats = np.zeros(4, dtype=np.int64)
+        self.set_perms(perms)
+
+    # ------------------------------------------------------------------ state
+    def set_perms(self, perms: Mapping[str, np.ndarray], keep_best: bool = False) -> float:
+        """Rebuild every array from scratch for ``perms`` (also clears float drift).
+
+        Returns the drift: old incremental value minus the exact one.
+        """
+        K = self.k
+        perms = self.problem.check_perms(perms)
+        for i, nm in enumerate(self.names):
+            self.perm[self.perm_off[i]:self.perm_off[i + 1]] = perms[nm]
+        for mi, m in enumerate(self.problem.members):
+            row = self.mem[mi]
+            h, w = m.tile
+            mb, nb = m.grid
+            t0 = row[K.M_TOFF]
+            S = m.importance
+            rexp = expand_perm(perms[m.rows], m.row_unit) if m.rows is not None else None
+            cexp = expand_perm(perms[m.cols], m.col_unit) if m.cols is not None else None
+            Sc = S[:, cexp] if cexp is not None else S
+            Sp = Sc[rexp] if rexp is not None else Sc
+            T = tile_scores(Sp, h, w)
+            self.T[t0:t0 + mb * nb] = T.ravel()
+            if rexp is not None:
+                ro = row[K.M_ROFF]
+                self.R[ro:ro + S.shape[0] * nb] = row_profile(Sc, w).ravel()
+            if cexp is not None:
+                co = row[K.M_COFF]
+                Sr = S[rexp] if rexp is not None else S
+                self.C[co:co + S.shape[1] * mb] = col_profile(Sr, h).ravel()
+            g0, kk = row[K.M_GOFF], row[K.M_K]
+            if row[K.M_GLOBAL]:
+                o = np.argsort(T.ravel(), kind="stable")
+                sv = T.ravel()[o]
+                self.sv[t0:t0 + mb * nb] = sv
+                self.sid[t0:t0 + mb * nb] = o
+                self.pos[t0 + o] = np.arange(mb * nb)
+                self.ksum[g0] = sv[mb * nb - kk:].sum() if kk > 0 else 0.0
+            else:
+                o = np.argsort(T, axis=1, kind="stable")
+                sv = np.take_along_axis(T, o, axis=1)
+                ids = o + (np.arange(mb) * nb)[:, None]
+                self.sv[t0:t0 + mb * nb] = sv.ravel()
+                self.sid[t0:t0 + mb * nb] = ids.ravel()
+                self.pos[t0 + ids.ravel()] = np.tile(np.arange(nb), mb)
+                self.ksum[g0:g0 + mb] = sv[:, nb - kk:].sum(axis=1) if kk > 0 else 0.0
+        exact = float(self.ksum[:self.n_groups].sum())
+        drift = float(self.values[0] - exact)
+        self.values[0] = exact
+        if not keep_best or exact > self.values[1]:
+            self.values[1] = exact
+            self.best_perm[:] = self.perm
+        return drift
+
+    @property
+    def current(self) -> float:
+        """Kept importance of the current permutations (incremental)."""
+        return float(self.values[0])
+
+    @property
+    def best(self) -> float:
+        return float(self.values[1])
+
+    def perms(self) -> dict[str, np.ndarray]:
+        """The current permutations, by name."""
+        return {nm: self.perm[self.perm_off[i]:self.perm_off[i + 1]].copy() for i, nm in enumerate(self.names)}
+
+    def best_perms(self) -> dict[str, np.ndarray]:
+        """The best permutations seen since the last :meth:`set_perms`."""
+        return {nm: self.best_perm[self.perm_off[i]:self.perm_off[i + 1]].copy() for i, nm in enumerate(self.names)}
+
+    # ------------------------------------------------------------------ moves
+    def _call(self, rand, temp, alpha, probe, deltas):
+        n = rand.shape[0]
+        return self.k.run_moves(
+            self.mem, self.perm_off, self.perm_cumw, self.bind_off, self.bind_mem, self.bind_axis, self.bind_unit,
+            self.bind_soff, self.bind_choff, self.bind_goff, self.bind_ns, self.perm, self.best_perm, self.S,
+            self.T, self.R, self.C, self.sv, self.sid, self.pos, self.mark, self.ksum, self.slots, self.ch_id,
+            self.ch_val, self.g_val, self.buf, self.buf2, self.gids, self.gvals, self.order, self.tmp_v,
+            self.tmp_i, rand, n, float(temp), float(alpha), probe, deltas, self.values, self.stats)
+
+    def run(self, rand: np.ndarray, temp: float, alpha: float) -> float:
+        """Metropolis moves, one per row of ``rand`` (``(n, 4)`` uniforms); returns the final temperature."""
+        return float(self._call(np.ascontiguousarray(rand, dtype=np.float64), temp, alpha, False,
+                                np.zeros(1)))
+
+    def probe(self, rand: np.ndarray) -> np.ndarray:
+        """Deltas of the moves ``rand`` describes, none applied."""
+        rand = np.ascontiguousarray(rand, dtype=np.float64)
+        deltas = np.zeros(rand.shape[0])
+        self._call(rand, 0.0, 1.0, True, deltas)
+        return deltas
+
+
+@register
+class Anneal(Solver):
+    name = "anneal"
+    description = "simulated annealing over unit swaps, exact incremental evaluation (numba)"
+    options = {
+        "start": "hungarian",
+        "moves": None,
+        "moves_per_unit": 2000,
+        "restarts": 3,
+        "t0_factor": 1.0,
+        "t_end_factor": 1e-3,
+        "calib_moves": 2000,
+        "start_share": 0.25,
+        "resync_moves": 1 << 20,
+        "kernel": "numba",
+    }
+    anytime = True
+    randomized = True
+    axes = frozenset({"rows", "cols", "both", "coupled"})
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        o = self.opts
+        if o["start"] not in ("greedy", "hungarian", "identity"):
+            raise ValueError(f"anneal: start must be 'greedy', 'hungarian' or 'identity', got {o['start']!r}")
+        if o["kernel"] not in ("numba", "python"):
+            raise ValueError(f"anneal: kernel must be 'numba' or 'python', got {o['kernel']!r}")
+        if o["moves"] is not None and int(o["moves"]) < 1:
+            raise ValueError("anneal: moves must be >= 1")
+        if int(o["restarts"]) < 1:
+            raise ValueError("anneal: restarts must be >= 1")
+        if not (o["t0_factor"] > 0 and 0 < o["t_end_factor"] <= 1):
+            raise ValueError("anneal: need t0_factor > 0 and 0 < t_end_factor <= 1")
+        if not 0 <= o["start_share"] <= 1:
+            raise ValueError("anneal: start_share must be in [0, 1]")
+        # compile (or load the cached kernel) now, before any solve's clock starts
+        self.jit_seconds = warmup(o["kernel"]) if o["kernel"] == "numba" else 0.0
+
+    def supports(self, problem):
+        why = super().supports(problem)
+        if why:
+            return why
+        for m in problem.members:
+            if not isinstance(m.mask, (GlobalMask, RowBalancedMask)):
+                return f"solver 'anneal' handles the global and row-balanced masks, not {m.mask.name!r}"
+        return None
+
+    # ------------------------------------------------------------------ solve
+    def _start(self, problem, run):
+        o = self.opts
+        if run.has_init or o["start"] == "identity":
+            return
+        run.offer(greedy_perms(problem))          # the better of greedy and identity
+        if o["start"] == "hungarian":
+            from .hungarian import Hungarian
+            tl = None if run.time_limit is None else max(1e-3, o["start_share"] * run.time_limit)
+            if tl is None or run.time_left() > tl:
+                res = Hungarian().solve(problem, time_limit=tl, init=run.best_perms)
+                run.offer(res.perms, res.retained)
+
+    def _solve(self, problem, run, rng):
+        o = self.opts
+        self._start(problem, run)
+        st = AnnealState(problem, run.best_perms, kernel=o["kernel"])
+        units = int(sum(n for n in problem.perm_sizes.values() if n >= 2))
+        info = {"kernel": o["kernel"], "jit_seconds": self.jit_seconds, "start_value": run.best,
+                "t0": [], "moves": 0, "accepted": 0, "max_drift": 0.0}
+        run.info.update(info)
+        if units == 0 or run.expired():
+            return
+        restarts = int(o["restarts"])
+        clock = o["moves"] is None and run.time_limit is not None
+        per_restart = int(o["moves"]) if o["moves"] is not None else max(100_000, int(o["moves_per_unit"]) * units)
+        chunk = 4096
+        t_begin = time.perf_counter()
+        last_offer = t_begin
+        since_resync = 0
+        max_drift = 0.0
+        for r in range(restarts):
+            if run.expired():
+                break
+            max_drift = max(max_drift, abs(st.set_perms(run.best_perms)))
+            deltas = st.probe(rng.random((int(o["calib_moves"]), 4)))
+            neg = -deltas[deltas < 0]
+            scale = float(neg.mean()) if neg.size else float(np.abs(deltas).mean())
+            if not scale > 0:
+                break            # no move changes anything: nothing to anneal
+            t0 = o["t0_factor"] * scale
+            t_end = o["t_end_factor"] * t0
+            run.info["t0"].append(t0)
+            temp = t0
+            r_start = time.perf_counter()
+            budget = run.time_left() / (restarts - r) if clock else None
+            done = 0
+            while True:
+                if clock:
+                    frac = (time.perf_counter() - r_start) / budget
+                    if frac >= 1.0:
+                        break
+                    temp = t0 * (t_end / t0) ** frac
+                    n = chunk
+                    alpha = 1.0
+                else:
+                    n = min(chunk, per_restart - done)
+                    if n <= 0:
+                        break
+                    alpha = (t_end / t0) ** (1.0 / per_restart)
+                tc = time.perf_counter()
+                temp = st.run(rng.random((n, 4)), temp, alpha)
+                dt = time.perf_counter() - tc
+                done += n
+                since_resync += n
+                if clock and dt > 0:   # aim at ~20 ms per chunk
+                    chunk = int(min(1 << 16, max(256, chunk * 0.02 / dt)))
+                if since_resync >= o["resync_moves"]:
+                    max_drift = max(max_drift, abs(st.set_perms(st.perms(), keep_best=True)))
+                    since_resync = 0
+                now = time.perf_counter()
+                if st.best > run.best and now - last_offer > 0.25:
+                    run.offer(st.best_perms())
+                    last_offer = now
+                if run.expired():
+                    break
+            if st.best > run.best:
+                run.offer(st.best_perms())
+                last_offer = time.perf_counter()
+        elapsed = time.perf_counter() - t_begin
+        moves = int(st.stats[st.k.ST_MOVES])
+        run.nit = moves
+        run.info.update(moves=moves, accepted=int(st.stats[st.k.ST_ACCEPTED]), max_drift=max_drift,
+                        moves_per_second=moves / elapsed if elapsed > 0 else float("nan"))
