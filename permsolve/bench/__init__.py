@@ -1,0 +1,34 @@
+"""The benchmark suite: sweeps of instances x solvers x time budgets x seeds.
+
+* :mod:`~permsolve.bench.config` describes a sweep (:class:`SweepConfig`),
+* :mod:`~permsolve.bench.runner` runs it on Dask and stores each finished cell,
+* :mod:`~permsolve.bench.db` is the SQLite results database,
+* :mod:`~permsolve.bench.report` turns the database into tables and plots,
+* :mod:`~permsolve.bench.auto` picks a solver from the stored results
+  (the ``auto`` solver).
+
+Examples
+--------
+>>> from permsolve.bench import SweepConfig
+>>> cfg = SweepConfig(suite="smoke", solvers=["greedy"], budgets=[1.0], seeds=[0])
+>>> len(cfg.cells())
+3
+"""
+from .config import Cell, SweepConfig, load_config
+from .db import ResultsDB
+
+__all__ = ["SweepConfig", "Cell", "load_config", "ResultsDB", "run_sweep", "write_report"]
+
+
+def run_sweep(config, **kw):
+    """Run a sweep; see :func:`permsolve.bench.runner.run_sweep`."""
+    from .runner import run_sweep as _run
+
+    return _run(config, **kw)
+
+
+def write_report(db, out, **kw):
+    """Write tables and plots; see :func:`permsolve.bench.report.write_report`."""
+    from .report import write_report as _write
+
+    return _write(db, out, **kw)

