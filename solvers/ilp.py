@@ -177,7 +177,10 @@ class ILP(Solver):
     description = "exact CP-SAT/MIP model (rows to blocks) with bound cuts and symmetry breaking; proves optimality"
     options = {
         "start": "hungarian",     # heuristic giving the hint: hungarian, greedy or none
-        "backend": "cp-sat",      # cp-sat, or a MIP through pywraplp: scip, cbc, highs
+        "model": "auto",          # patterns (set partitioning), compact (rows to blocks), auto
+        "max_patterns": 1_000_000,  # auto: patterns when C(n, h) is at most this
+        "backend": "cp-sat",      # integer program of the patterns model: cp-sat or scip (pywraplp)
+        "mip_columns": 20_000,    # patterns: most subsets in one integer program
         "num_workers": 1,         # CP-SAT workers (1 is deterministic; >1 uses interleave_search)
         "precision": 1e-10,       # CP-SAT: relative cost of rounding the scores to integers
         "cuts": True,             # the G_b tangent cuts and row cuts
@@ -192,8 +195,10 @@ class ILP(Solver):
     # ------------------------------------------------------------------ main
     def _solve(self, problem, run, rng):
         o = self.opts
-        if o["backend"] not in ("cp-sat", "scip", "cbc", "highs"):
-            raise ValueError(f"ilp: backend must be cp-sat, scip, cbc or highs, got {o['backend']!r}")
+        if o["backend"] not in ("cp-sat", "scip"):
+            raise ValueError(f"ilp: backend must be cp-sat or scip, got {o['backend']!r}")
+        if o["model"] not in ("auto", "patterns", "compact"):
+            raise ValueError(f"ilp: model must be auto, patterns or compact, got {o['model']!r}")
         if o["start"] not in ("hungarian", "greedy", "none"):
             raise ValueError(f"ilp: start must be hungarian, greedy or none, got {o['start']!r}")
         if int(o["num_workers"]) < 1:
@@ -213,10 +218,16 @@ class ILP(Solver):
             run.info.update(status="NOT_STARTED", best_bound=problem.bound,
                             gap=_gap(run.best, problem.bound))
             return
-        if o["backend"] == "cp-sat":
-            self._cpsat(problem, bm, run, rng)
+        model = o["model"]
+        if model == "auto":
+            model = "patterns" if _n_patterns(bm) <= int(o["max_patterns"]) else "compact"
+        run.info["model"] = model
+        if model == "patterns":
+            self._patterns(problem, bm, run, rng)
         else:
-            self._mip(problem, bm, run, rng)
+            if o["backend"] != "cp-sat":
+                raise ValueError("ilp: the compact model runs on cp-sat only")
+            self._cpsat(problem, bm, run, rng)
 
     def _start(self, problem, run):
         """Warm start: ``init`` is already the incumbent; add the heuristic's answer."""
@@ -385,10 +396,408 @@ class ILP(Solver):
                 model.AddHint(y[a, b], int(keep[a, b]))
                 model.AddHint(z[a, b], int(T[a, b]) if keep[a, b] else 0)
 
-    # ------------------------------------------------------------------ MIP
-    def _mip(self, problem, bm, run, rng):
-        raise NotImplementedError
+    # ------------------------------------------------------------- patterns
+    def _patterns(self, problem, bm, run, rng):
+        _solve_patterns(self.opts, problem, bm, run, rng)
 
 
 def _gap(value: float, bound: float) -> float:
     return (bound - value) / bound if bound > 0 else 0.0
+
+
+# ====================================================================== patterns
+#
+# Set-partitioning model: a column is a block (a set S of items of the block's
+# size) with the set B of fixed blocks it keeps; its value is sum_{b in B} T[S, b]
+# with T[S, b] = sum_{i in S} R[i, b].  Rows: every item covered once, the number
+# of full blocks (and of short blocks), and the mask (global: sum |B| = k;
+# balanced per fixed block: #{columns with b in B} = kb; balanced per free block:
+# |B| = kb in every column).  Blocks are unlabelled, so there is no symmetry, and
+# the LP relaxation is far tighter than the compact model's: it already pays for
+# using the same rows in every column block.
+#
+# 1. Column generation on the LP (HiGHS through scipy): the pricing problem is
+#    solved exactly by enumerating all subsets (vectorised): for duals
+#    (pi, sigma, mu) the best B of S keeps the b with T[S,b] - mu_b > 0.
+# 2. For any duals y, every solution x satisfies value(x) = b.y + sum_c rc_c x_c
+#    (rc = reduced cost), so a solution containing S is worth at most
+#    b.y + rc(S) + (blocks-1) max(0, max rc): subsets for which this is below the
+#    incumbent cannot be in a better solution and are dropped (reduced-cost
+#    fixing), and b.y + blocks max(0, max rc) is a valid bound.
+# 3. The integer program over the surviving subsets goes to CP-SAT (or SCIP).
+
+
+def _n_patterns(bm: BlockModel) -> int:
+    n = bm.R.shape[0]
+    total = math.comb(n, bm.side)
+    r = int(bm.sizes[-1])
+    if r != bm.side:
+        total += math.comb(n, r)
+    return total
+
+
+def _subsets(n: int, size: int, pad: int) -> np.ndarray:
+    """All ``size``-subsets of ``range(n)`` (rows), padded with ``pad`` to ``pad_to`` columns."""
+    import itertools
+
+    count = math.comb(n, size)
+    flat = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(n), size)),
+                       dtype=np.int32, count=count * size)
+    return flat.reshape(count, size)
+
+
+class _Columns:
+    """All subsets of both families with their tile sums, and pricing."""
+
+    def __init__(self, bm: BlockModel):
+        n, nfix = bm.R.shape
+        self.n, self.nfix, self.side = n, nfix, bm.side
+        r = int(bm.sizes[-1])
+        fams = [(bm.side, bm.n_full)] + ([(r, 1)] if r != bm.side else [])
+        self.fam_count = np.array([c for _, c in fams], dtype=np.int64)
+        parts, fam = [], []
+        for f, (size, _) in enumerate(fams):
+            sub = _subsets(n, size, n)
+            if size < bm.side:
+                sub = np.hstack([sub, np.full((len(sub), bm.side - size), n, dtype=np.int32)])
+            parts.append(sub)
+            fam.append(np.full(len(sub), f, dtype=np.int64))
+        self.subs = np.vstack(parts)                           # (nS, side), padded with n
+        self.fam = np.concatenate(fam)
+        Rp = np.vstack([bm.R, np.zeros((1, nfix))])
+        self.T = Rp[self.subs].sum(axis=1)                    # (nS, nfix)
+        self.balanced, self.k, self.kb = bm.balanced, bm.k, bm.kb
+        self.n_mask_rows = {None: 1, "fixed": nfix, "free": 0}[bm.balanced]
+        self.n_rows = n + len(fams) + self.n_mask_rows
+
+    def best_keep(self, q: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For subsets ``q``: the best kept set B (bool (len(q), nfix)) and its priced value."""
+        T = self.T[q]
+        if self.balanced == "free":
+            keep = np.zeros(T.shape, dtype=bool)
+            if self.kb > 0:
+                order = np.argsort(-T, axis=1, kind="stable")[:, : self.kb]
+                np.put_along_axis(keep, order, True, axis=1)
+            return keep, (T * keep).sum(axis=1)
+        D = T - mu
+        keep = D > 0
+        return keep, np.where(keep, D, 0.0).sum(axis=1)
+
+    def reduced_costs(self, y: np.ndarray, q: np.ndarray | None = None):
+        """Reduced cost of the best column of every subset (or of subsets ``q``)."""
+        n = self.n
+        pi = np.append(y[:n], 0.0)
+        sig = y[n:n + len(self.fam_count)]
+        mu = self._mu(y)
+        q = np.arange(len(self.subs)) if q is None else q
+        keep, priced = self.best_keep(q, mu)
+        return priced - pi[self.subs[q]].sum(axis=1) - sig[self.fam[q]], keep
+
+    def _mu(self, y):
+        off = self.n + len(self.fam_count)
+        if self.balanced is None:
+            return np.full(self.nfix, y[off])
+        if self.balanced == "fixed":
+            return y[off:off + self.nfix]
+        return np.zeros(self.nfix)
+
+    def rhs(self) -> np.ndarray:
+        b = [np.ones(self.n), self.fam_count.astype(float)]
+        if self.balanced is None:
+            b.append([float(self.k)])
+        elif self.balanced == "fixed":
+            b.append(np.full(self.nfix, float(self.kb)))
+        return np.concatenate(b)
+
+    def matrix(self, q: np.ndarray, keep: np.ndarray):
+        """Constraint matrix (sparse) and values of columns (subset q[c], kept set keep[c])."""
+        from scipy.sparse import csc_matrix
+
+        n, nc = self.n, len(q)
+        sub = self.subs[q]
+        real = sub < n
+        rows = [sub[real]]
+        cols = [np.repeat(np.arange(nc), self.side).reshape(nc, self.side)[real]]
+        vals = [np.ones(int(real.sum()))]
+        rows.append(n + self.fam[q]); cols.append(np.arange(nc)); vals.append(np.ones(nc))
+        off = n + len(self.fam_count)
+        if self.balanced is None:
+            rows.append(np.full(nc, off)); cols.append(np.arange(nc)); vals.append(keep.sum(axis=1).astype(float))
+        elif self.balanced == "fixed":
+            c, b = np.nonzero(keep)
+            rows.append(off + b); cols.append(c); vals.append(np.ones(len(c)))
+        A = csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                       shape=(self.n_rows, nc))
+        return A, (self.T[q] * keep).sum(axis=1)
+
+    def columns_of(self, block_of: np.ndarray, keep_blocks: np.ndarray, bm: BlockModel):
+        """Subset indices (and kept sets) of a solution given as item -> block and a (free, fixed) mask."""
+        index = {}
+        q, keep = [], []
+        for a in range(bm.n_free):
+            items = np.sort(np.flatnonzero(block_of == a))
+            q.append(self.lookup(items))
+            keep.append(keep_blocks[a])
+        return np.array(q), np.array(keep, dtype=bool)
+
+    def lookup(self, items: np.ndarray) -> int:
+        """Index of the subset made of ``items`` (sorted)."""
+        if not hasattr(self, "_index"):
+            self._index = {tuple(s): i for i, s in enumerate(self.subs.tolist())}
+        key = tuple(int(v) for v in items) + (self.n,) * (self.side - len(items))
+        return self._index[key]
+
+
+def _solve_patterns(o, problem, bm: BlockModel, run, rng):
+    from scipy.optimize import linprog
+
+    t0 = time.perf_counter()
+    cols = _Columns(bm)
+    n, nfix, nblocks = bm.R.shape[0], bm.n_fixed, bm.n_free
+    b = cols.rhs()
+
+    def incumbent_columns():
+        perm = run.best_perms[bm.perm_name]
+        block_of = np.repeat(np.arange(nblocks), bm.sizes)[np.argsort(perm)]
+        keep = problem.masks({bm.perm_name: perm})[0]
+        if bm.perm_name == "col":
+            keep = keep.T
+        return cols.columns_of(block_of, keep, bm)
+
+    q_master, keep_master = incumbent_columns()
+    y = None
+    lagr = problem.bound
+    it = 0
+    # ---- 1. column generation
+    while not run.expired():
+        it += 1
+        A, v = cols.matrix(q_master, keep_master)
+        res = linprog(-v, A_eq=A, b_eq=b, bounds=(0, None), method="highs")
+        if res.status != 0:
+            break
+        y = -res.eqlin.marginals
+        rc, keep = cols.reduced_costs(y)
+        lagr = min(lagr, float(b @ y) + nblocks * max(0.0, float(rc.max())))
+        new = np.flatnonzero(rc > 1e-9 * max(1.0, abs(lagr)))
+        if len(new) == 0:
+            break
+        new = new[np.argsort(-rc[new], kind="stable")[:max(50, 4 * n)]]
+        q_master = np.concatenate([q_master, new])
+        keep_master = np.vstack([keep_master, keep[new]])
+    # safety margin for float arithmetic in the duals
+    lagr = lagr + 1e-9 * max(1.0, abs(lagr))
+    run.info.update(cg_iterations=it, lp_bound=lagr, patterns=len(cols.subs), cg_seconds=time.perf_counter() - t0)
+    if y is None:
+        run.proven_bound = problem.bound
+        run.info.update(status="NOT_STARTED", best_bound=problem.bound, gap=_gap(run.best, problem.bound))
+        return
+    rc, _ = cols.reduced_costs(y)
+    rc_pos = max(0.0, float(rc.max()))
+    proven = lagr
+    status = "LP"
+    # ---- 2./3. reduced-cost fixing and the integer program, tightened as the incumbent improves
+    # first a small restricted program (the best columns by reduced cost) to raise the
+    # incumbent, which shrinks the survivors of the fixing; then the exact program
+    cap = 8 * n
+    rounds = 0
+    survive = np.zeros(0, dtype=np.int64)
+    while True:
+        rounds += 1
+        V = run.best
+        tol = 1e-9 * max(1.0, abs(V))
+        if lagr <= V + tol:
+            status = "OPTIMAL"
+            proven = min(proven, max(lagr, V))
+            break
+        # a solution using subset S is worth at most b.y + rc(S) + (nblocks-1) rc_pos
+        limit = V - tol - float(b @ y) - (nblocks - 1) * rc_pos
+        survive = np.flatnonzero(rc >= limit)
+        q_inc, _ = incumbent_columns()
+        exact = len(survive) <= cap
+        if exact:
+            q = np.union1d(survive, q_inc)
+        else:
+            q = np.union1d(np.argsort(-rc, kind="stable")[:cap], q_inc)
+        if run.expired():
+            break
+        share = 1.0 if exact else 0.3
+        mip = _pattern_mip if o["backend"] == "cp-sat" else _pattern_mip_scip
+        st, bnd = mip(o, problem, bm, cols, q, run, rng, share)
+        run.info.setdefault("mip_rounds", []).append({"columns": int(len(q)), "survivors": int(len(survive)),
+                                                     "exact": bool(exact), "status": st})
+        if exact:
+            status = st
+            if bnd is not None:
+                # solutions using a dropped subset are worth < V <= run.best
+                proven = min(proven, max(bnd, V))
+            break
+        # next: the exact program if small enough, else a larger restricted one
+        cap = int(o["mip_columns"]) if run.best > V else max(cap * 4, int(o["mip_columns"]))
+    run.proven_bound = min(proven, problem.bound)
+    run.info.update(status=status, best_bound=run.proven_bound, gap=_gap(run.best, run.proven_bound),
+                    survivors=int(len(survive)))
+
+
+def _pattern_mip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, share: float):
+    """Integer program over subsets ``q``; returns (status name, valid bound on that program or None)."""
+    from ortools.sat.python import cp_model
+
+    n, nfix = cols.n, cols.nfix
+    nq = len(q)
+    T = cols.T[q]
+    bound = problem.bound
+    pairs = max(1, bm.k)   # one rounding (at most one unit) per kept tile
+    scale = pairs / (float(o["precision"]) * bound)
+    Tc = _scaled(T, scale)
+    model = cp_model.CpModel()
+    lam = [model.NewBoolVar(f"l{c}") for c in range(nq)]
+    w = [[model.NewBoolVar(f"w{c}_{j}") for j in range(nfix)] for c in range(nq)]
+    sub = cols.subs[q]
+    # cover every item once
+    owners = [[] for _ in range(n)]
+    for c in range(nq):
+        for i in sub[c]:
+            if i < n:
+                owners[i].append(lam[c])
+    for i in range(n):
+        model.AddExactlyOne(owners[i])
+    for f, cnt in enumerate(cols.fam_count):
+        model.Add(sum(lam[c] for c in np.flatnonzero(cols.fam[q] == f)) == int(cnt))
+    for c in range(nq):
+        for j in range(nfix):
+            model.Add(w[c][j] <= lam[c])
+    if bm.balanced is None:
+        model.Add(sum(w[c][j] for c in range(nq) for j in range(nfix)) == bm.k)
+    elif bm.balanced == "free":
+        for c in range(nq):
+            model.Add(sum(w[c]) == bm.kb * lam[c])
+    else:
+        for j in range(nfix):
+            model.Add(sum(w[c][j] for c in range(nq)) == bm.kb)
+    wflat = [w[c][j] for c in range(nq) for j in range(nfix)]
+    model.Maximize(cp_model.LinearExpr.WeightedSum(wflat, Tc.ravel().tolist()))
+    # hint: the incumbent
+    perm = run.best_perms[bm.perm_name]
+    block_of = np.repeat(np.arange(bm.n_free), bm.sizes)[np.argsort(perm)]
+    keep = problem.masks({bm.perm_name: perm})[0]
+    if bm.perm_name == "col":
+        keep = keep.T
+    qi, _ = cols.columns_of(block_of, keep, bm)
+    pos = {int(v): c for c, v in enumerate(q)}
+    chosen = {pos[int(v)]: a for a, v in enumerate(qi) if int(v) in pos}
+    for c in range(nq):
+        a = chosen.get(c)
+        model.AddHint(lam[c], a is not None)
+        for j in range(nfix):
+            model.AddHint(w[c][j], bool(a is not None and keep[a, j]))
+
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.random_seed = int(rng.integers(2**31 - 1))
+    p.num_workers = int(o["num_workers"])
+    if p.num_workers > 1:
+        p.interleave_search = True
+    p.log_search_progress = bool(o["log"])
+    p.linearization_level = 2
+    if run.time_limit is not None:
+        p.max_time_in_seconds = max(0.01, share * (run.time_left() - _MARGIN * run.time_limit))
+    lam_idx = np.array([v.Index() for v in lam])
+    fam_q = cols.fam[q]
+
+    class _Callback(cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(cb):
+            sol = np.asarray(cb.response_proto.solution, dtype=np.int64)
+            on = np.flatnonzero(sol[lam_idx] > 0)
+            on = on[np.argsort(fam_q[on], kind="stable")]     # full blocks first, the short one last
+            blk = np.empty(n, dtype=np.int64)
+            for a, c in enumerate(on):
+                items = sub[c][sub[c] < n]
+                blk[items] = a
+            run.offer({bm.perm_name: bm.perm_from_blocks(blk)})
+            run.nit += 1
+
+    status = solver.Solve(model, _Callback())
+    name = solver.StatusName(status)
+    if name in ("MODEL_INVALID", "INFEASIBLE"):
+        raise RuntimeError(f"ilp: CP-SAT returned {name} on the pattern program; this is a bug")
+    bnd = solver.BestObjectiveBound()
+    if not np.isfinite(bnd):
+        return name, None
+    return name, math.nextafter(float(bnd) / scale, math.inf)
+
+
+def _incumbent_blocks(problem, bm: BlockModel, run):
+    perm = run.best_perms[bm.perm_name]
+    block_of = np.repeat(np.arange(bm.n_free), bm.sizes)[np.argsort(perm)]
+    keep = problem.masks({bm.perm_name: perm})[0]
+    if bm.perm_name == "col":
+        keep = keep.T
+    return block_of, keep
+
+
+def _pattern_mip_scip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, share: float):
+    """The same integer program solved by SCIP through pywraplp (floating point)."""
+    from ortools.linear_solver import pywraplp
+
+    n, nfix, nq = cols.n, cols.nfix, len(q)
+    T = cols.T[q]
+    sub = cols.subs[q]
+    s = pywraplp.Solver.CreateSolver("SCIP")
+    lam = [s.BoolVar(f"l{c}") for c in range(nq)]
+    w = [[s.NumVar(0.0, 1.0, f"w{c}_{j}") for j in range(nfix)] for c in range(nq)]
+    owners = [[] for _ in range(n)]
+    for c in range(nq):
+        for i in sub[c]:
+            if i < n:
+                owners[i].append(lam[c])
+    for i in range(n):
+        s.Add(s.Sum(owners[i]) == 1)
+    for f, cnt in enumerate(cols.fam_count):
+        s.Add(s.Sum([lam[c] for c in np.flatnonzero(cols.fam[q] == f)]) == int(cnt))
+    for c in range(nq):
+        for j in range(nfix):
+            s.Add(w[c][j] <= lam[c])
+    if bm.balanced is None:
+        s.Add(s.Sum([w[c][j] for c in range(nq) for j in range(nfix)]) == bm.k)
+    elif bm.balanced == "free":
+        for c in range(nq):
+            s.Add(s.Sum(w[c]) == bm.kb * lam[c])
+    else:
+        for j in range(nfix):
+            s.Add(s.Sum([w[c][j] for c in range(nq)]) == bm.kb)
+    obj = s.Objective()
+    for c in range(nq):
+        for j in range(nfix):
+            obj.SetCoefficient(w[c][j], float(T[c, j]))
+    obj.SetMaximization()
+    block_of, keep = _incumbent_blocks(problem, bm, run)
+    qi, _ = cols.columns_of(block_of, keep, bm)
+    pos = {int(v): c for c, v in enumerate(q)}
+    hint_vars, hint_vals = [], []
+    chosen = {pos[int(v)]: a for a, v in enumerate(qi) if int(v) in pos}
+    for c in range(nq):
+        a = chosen.get(c)
+        hint_vars.append(lam[c]); hint_vals.append(1.0 if a is not None else 0.0)
+        for j in range(nfix):
+            hint_vars.append(w[c][j]); hint_vals.append(1.0 if (a is not None and keep[a, j]) else 0.0)
+    s.SetHint(hint_vars, hint_vals)
+    s.SetNumThreads(1)
+    s.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {int(rng.integers(2**20))}\n"
+                                          "limits/gap = 0\nlimits/absgap = 0\n")
+    if o["log"]:
+        s.EnableOutput()
+    if run.time_limit is not None:
+        s.SetTimeLimit(int(1000 * max(0.01, share * (run.time_left() - _MARGIN * run.time_limit))))
+    st = s.Solve()
+    name = {pywraplp.Solver.OPTIMAL: "OPTIMAL", pywraplp.Solver.FEASIBLE: "FEASIBLE"}.get(st, f"STATUS_{st}")
+    if st in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        lv = np.array([v.solution_value() for v in lam])
+        on = np.flatnonzero(lv > 0.5)
+        on = on[np.argsort(cols.fam[q][on], kind="stable")]
+        blk = np.empty(n, dtype=np.int64)
+        for a, c in enumerate(on):
+            blk[sub[c][sub[c] < n]] = a
+        run.offer({bm.perm_name: bm.perm_from_blocks(blk)})
+        run.nit += 1
+        return name, float(obj.BestBound())
+    return name, None
