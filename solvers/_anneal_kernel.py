@@ -37,10 +37,15 @@ import numpy as np
 if globals().get("_NOJIT", False):  # pragma: no cover - exercised through kernel="python"
     def njit(f):
         return f
+
+    njit_inline = njit
 else:
     import numba
 
-    njit = numba.njit(cache=True, nogil=True)
+    njit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    # hot helpers are inlined into their caller: a call passing many arrays
+    # costs reference counting on every argument
+    njit_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 # columns of the member table (int64, one row per member)
 M_M, M_N, M_H, M_W, M_MB, M_NB, M_SOFF, M_TOFF, M_ROFF, M_COFF, M_GLOBAL, M_K, M_GOFF, M_NGROUPS, M_GS = range(15)
@@ -67,55 +72,56 @@ def _sort_asc(buf, n):
         buf[j + 1] = v
 
 
-@njit
-def _topk_merge(sv, sid, pos, mark, stamp, toff, gbase, gs, k, ksum_old, T, ids, vals, coff, c, buf, buf2):
-    """Exact new top-``k`` sum of a group after ``c`` of its tiles change.
+@njit_inline
+def _topk_merge(sv, sid, pos, mark, stamp, T, k, ksum_old, ids, vals, buf, buf2):
+    """Exact new top-``k`` sum of a group after some of its tiles change.
 
-    ``sv[toff+gbase : toff+gbase+gs]`` holds the group's old scores sorted
-    ascending, ``sid`` their member-local tile ids and ``pos[toff+id]`` the rank
-    of a tile in its group; ``ids[coff:coff+c]`` are the changed tiles and
-    ``vals[coff:coff+c]`` their new scores; ``T`` holds the old scores.
+    ``sv`` holds the group's old scores sorted ascending and ``sid`` their
+    (member-local) tile ids; ``pos[id]`` is the rank of a tile in its group,
+    ``T[id]`` its old score and ``mark`` a scratch stamp per tile.  ``ids`` are
+    the changed tiles and ``vals`` their new scores.
     """
+    gs = sv.shape[0]
+    c = vals.shape[0]
     if k <= 0:
         return 0.0
     if k >= gs:
         s = ksum_old
         for t in range(c):
-            s += vals[coff + t] - T[toff + ids[coff + t]]
+            s += vals[t] - T[ids[t]]
         return s
     lo = gs - k
-    base = toff + gbase
     c_kept = 0
     sum_a = ksum_old
     for t in range(c):
-        tid = toff + ids[coff + t]
+        tid = ids[t]
         mark[tid] = stamp
         if pos[tid] >= lo:
             c_kept += 1
             sum_a -= T[tid]
     # smallest unchanged kept (u_min) and largest unchanged pruned (u_max)
     j = lo
-    while j < gs and mark[toff + sid[base + j]] == stamp:
+    while j < gs and mark[sid[j]] == stamp:
         j += 1
     j_a = j
-    u_min = sv[base + j] if j < gs else INF
+    u_min = sv[j] if j < gs else INF
     j = lo - 1
-    while j >= 0 and mark[toff + sid[base + j]] == stamp:
+    while j >= 0 and mark[sid[j]] == stamp:
         j -= 1
     j_b = j
-    u_max = sv[base + j] if j >= 0 else -INF
+    u_max = sv[j] if j >= 0 else -INF
     n_hi = 0
     s_hi = 0.0
     n_ab = 0
     s_ab = 0.0
     for t in range(c):
-        v = vals[coff + t]
-        if v > u_max:
-            n_ab += 1
-            s_ab += v
-            if v > u_min:
-                n_hi += 1
-                s_hi += v
+        v = vals[t]
+        ab = v > u_max
+        hi = v > u_min
+        n_ab += ab
+        s_ab += v if ab else 0.0
+        n_hi += hi
+        s_hi += v if hi else 0.0
     if n_hi <= c_kept and c_kept <= n_ab:
         # all unchanged kept stay; c_kept new scores are kept, the n_hi above
         # u_min and the best (c_kept - n_hi) of those in (u_max, u_min]
@@ -126,7 +132,7 @@ def _topk_merge(sv, sid, pos, mark, stamp, toff, gbase, gs, k, ksum_old, T, ids,
             return sum_a + s_ab
         nm = 0
         for t in range(c):
-            v = vals[coff + t]
+            v = vals[t]
             if v > u_max and v <= u_min:
                 buf[nm] = v
                 nm += 1
@@ -142,14 +148,14 @@ def _topk_merge(sv, sid, pos, mark, stamp, toff, gbase, gs, k, ksum_old, T, ids,
         nw = 0
         j = j_b
         while nw < r and j >= 0:
-            if mark[toff + sid[base + j]] != stamp:
-                buf2[nw] = sv[base + j]  # descending
+            if mark[sid[j]] != stamp:
+                buf2[nw] = sv[j]  # descending
                 nw += 1
             j -= 1
         floor = buf2[nw - 1] if nw == r else -INF
         nl = 0
         for t in range(c):
-            v = vals[coff + t]
+            v = vals[t]
             if v <= u_max and v > floor:
                 buf[nl] = v
                 nl += 1
@@ -171,14 +177,14 @@ def _topk_merge(sv, sid, pos, mark, stamp, toff, gbase, gs, k, ksum_old, T, ids,
     na = 0
     j = j_a
     while na < r and j < gs:
-        if mark[toff + sid[base + j]] != stamp:
-            buf2[na] = sv[base + j]  # ascending
+        if mark[sid[j]] != stamp:
+            buf2[na] = sv[j]  # ascending
             na += 1
         j += 1
     ceil = buf2[na - 1] if na == r else INF
     nl = 0
     for t in range(c):
-        v = vals[coff + t]
+        v = vals[t]
         if v > u_min and v < ceil:
             buf[nl] = v
             nl += 1
@@ -196,31 +202,32 @@ def _topk_merge(sv, sid, pos, mark, stamp, toff, gbase, gs, k, ksum_old, T, ids,
     return sum_a + s_hi - s
 
 
-@njit
-def _topk_fresh(vals, off, n, k, guess, buf):
-    """Exact top-``k`` sum of ``vals[off:off+n]``, counting against a guessed threshold."""
+@njit_inline
+def _topk_fresh(vals, k, guess, buf):
+    """Exact top-``k`` sum of ``vals``, counting against a guessed threshold."""
+    n = vals.shape[0]
     if k <= 0:
         return 0.0
     if k >= n:
         s = 0.0
         for t in range(n):
-            s += vals[off + t]
+            s += vals[t]
         return s
     n_gt = 0
     s_gt = 0.0
     for t in range(n):
-        v = vals[off + t]
-        if v > guess:
-            n_gt += 1
-            s_gt += v
+        v = vals[t]
+        gt = v > guess
+        n_gt += gt
+        s_gt += v if gt else 0.0
     if n_gt == k:
         return s_gt
     if n_gt > k:
         r = n_gt - k  # drop the r smallest of those above the guess
-        if r > 16:
+        if r > 8:
             nb = 0
             for t in range(n):
-                v = vals[off + t]
+                v = vals[t]
                 if v > guess:
                     buf[nb] = v
                     nb += 1
@@ -231,7 +238,7 @@ def _topk_fresh(vals, off, n, k, guess, buf):
             return s_gt - s
         cnt = 0
         for t in range(n):
-            v = vals[off + t]
+            v = vals[t]
             if v > guess and (cnt < r or v < buf[r - 1]):
                 j = cnt - 1 if cnt < r else r - 2
                 while j >= 0 and buf[j] > v:
@@ -245,10 +252,10 @@ def _topk_fresh(vals, off, n, k, guess, buf):
             s += buf[t]
         return s_gt - s
     r = k - n_gt  # add the r largest of those at or below the guess
-    if r > 16:
+    if r > 8:
         nb = 0
         for t in range(n):
-            v = vals[off + t]
+            v = vals[t]
             if v <= guess:
                 buf[nb] = v
                 nb += 1
@@ -259,7 +266,7 @@ def _topk_fresh(vals, off, n, k, guess, buf):
         return s_gt + s
     cnt = 0
     for t in range(n):
-        v = vals[off + t]
+        v = vals[t]
         if v <= guess and (cnt < r or v > buf[r - 1]):
             j = cnt - 1 if cnt < r else r - 2
             while j >= 0 and buf[j] < v:  # descending
@@ -275,175 +282,206 @@ def _topk_fresh(vals, off, n, k, guess, buf):
 
 
 @njit
-def _merge_update(sv, sid, pos, mark, stamp, toff, gbase, gs, ids, vals, coff, c, order, tmp_v, tmp_i):
-    """Replace ``c`` scores of a sorted group (accepted move): merge in ``O(gs + c log c)``."""
-    base = toff + gbase
+def _merge_update(sv, sid, pos, hole, ids, vals, order, tmp_v, tmp_i):
+    """Replace some scores of a sorted group (accepted move): merge in ``O(gs + c log c)``.
+
+    ``sv``/``sid`` are the group's sorted scores and tile ids, ``pos`` the
+    member's rank table, ``hole`` a zeroed ``uint8`` scratch of at least the
+    group's size (left zeroed).
+    """
+    gs = sv.shape[0]
+    c = vals.shape[0]
     for t in range(c):
-        mark[toff + ids[coff + t]] = stamp
-        order[t] = t
-    # sort the changed entries by new value (insertion sort: c is small per group,
-    # or use argsort when large)
+        hole[pos[ids[t]]] = 1
     if c > 24:
-        o = np.argsort(vals[coff:coff + c])
+        o = np.argsort(vals)
         for t in range(c):
             order[t] = o[t]
     else:
+        for t in range(c):
+            order[t] = t
         for i in range(1, c):
             oi = order[i]
-            v = vals[coff + oi]
+            v = vals[oi]
             j = i - 1
-            while j >= 0 and vals[coff + order[j]] > v:
+            while j >= 0 and vals[order[j]] > v:
                 order[j + 1] = order[j]
                 j -= 1
             order[j + 1] = oi
     i = 0
     t = 0
+    nv = vals[order[0]] if c > 0 else INF
     for w in range(gs):
-        while i < gs and mark[toff + sid[base + i]] == stamp:
+        while i < gs and hole[i] != 0:
+            hole[i] = 0
             i += 1
-        if t < c and (i >= gs or vals[coff + order[t]] <= sv[base + i]):
-            tmp_v[w] = vals[coff + order[t]]
-            tmp_i[w] = ids[coff + order[t]]
+        if t < c and (i >= gs or nv <= sv[i]):
+            tmp_v[w] = nv
+            tmp_i[w] = ids[order[t]]
             t += 1
+            if t < c:
+                nv = vals[order[t]]
         else:
-            tmp_v[w] = sv[base + i]
-            tmp_i[w] = sid[base + i]
+            tmp_v[w] = sv[i]
+            tmp_i[w] = sid[i]
             i += 1
+    while i < gs:
+        hole[i] = 0
+        i += 1
     for w in range(gs):
-        sv[base + w] = tmp_v[w]
-        sid[base + w] = tmp_i[w]
-        pos[toff + tmp_i[w]] = w
+        sv[w] = tmp_v[w]
+        sid[w] = tmp_i[w]
+        pos[tmp_i[w]] = w
 
 
 @njit
-def _resort_group(T, sv, sid, pos, toff, gbase, gs):
-    """Sort a whole group from ``T`` (all its tiles changed)."""
-    base = toff + gbase
-    o = np.argsort(T[base:base + gs])
+def _resort_group(T, sv, sid, pos):
+    """Re-sort a group whose tiles all changed: insertion sort from the old order
+    (the old order is nearly right, so this is close to linear)."""
+    gs = sv.shape[0]
     for w in range(gs):
-        tid = gbase + o[w]
-        sv[base + w] = T[toff + tid]
-        sid[base + w] = tid
-        pos[toff + tid] = w
+        sv[w] = T[sid[w]]
+    for i in range(1, gs):
+        v = sv[i]
+        d = sid[i]
+        j = i - 1
+        while j >= 0 and sv[j] > v:
+            sv[j + 1] = sv[j]
+            sid[j + 1] = sid[j]
+            j -= 1
+        sv[j + 1] = v
+        sid[j + 1] = d
+    for w in range(gs):
+        pos[sid[w]] = w
 
 
-@njit
-def _slot_of(slots, soff, ns, a):
+@njit_inline
+def _slot_of(slots, ns, a):
     for s in range(ns):
-        if slots[soff + s] == a:
+        if slots[s] == a:
             return s
     return -1
 
 
-@njit
-def _eval_binding(mem, mi, axis, unit, perm, pbase, p, q, S, T, R, C, sv, sid, pos, mark, ksum,
-                  stats, slots, soff, ch_id, ch_val, choff, g_val, goff, buf, buf2, gids, gvals):
+@njit_inline
+def _eval_binding(mem, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, sid, pos, mark, ksum,
+                  stats, slots, ch_id, ch_val, g_val, buf, buf2, gids, gvals):
     """Delta of the kept sum of member ``mi`` when positions ``p``, ``q`` swap.
 
-    Fills the member's changed tiles (``ch_id``/``ch_val`` from ``choff``) and
-    the new kept sum of each changed group (``g_val`` from ``goff``); returns
-    ``(delta, number of changed slots)``.
+    ``slots``, ``ch_id``, ``ch_val`` and ``g_val`` are this binding's scratch
+    views; they receive the changed tile rows (columns), the changed tiles
+    with their new scores and the new kept sum of each changed group.
+    Returns ``(delta, number of changed slots)``.
     """
     h = mem[mi, M_H]
     w = mem[mi, M_W]
     mb = mem[mi, M_MB]
     nb = mem[mi, M_NB]
     toff = mem[mi, M_TOFF]
+    ntiles = mb * nb
+    Tm = T[toff:toff + ntiles]
     up = perm[pbase + p]
     uq = perm[pbase + q]
     blk = h if axis == 0 else w
     span = nb if axis == 0 else mb   # tiles per changed slot
     ns = 0
     for e in range(unit):
-        i1 = p * unit + e
-        i2 = q * unit + e
-        a1 = i1 // blk
-        a2 = i2 // blk
+        a1 = (p * unit + e) // blk
+        a2 = (q * unit + e) // blk
         if a1 == a2:
             continue
         x1 = up * unit + e
         x2 = uq * unit + e
-        s1 = _slot_of(slots, soff, ns, a1)
+        s1 = _slot_of(slots, ns, a1)
         if s1 < 0:
             s1 = ns
-            slots[soff + ns] = a1
+            slots[ns] = a1
             ns += 1
-            for b in range(span):
-                if axis == 0:
-                    ch_val[choff + s1 * span + b] = T[toff + a1 * nb + b]
-                else:
-                    ch_val[choff + s1 * span + b] = T[toff + b * nb + a1]
-        s2 = _slot_of(slots, soff, ns, a2)
+            cv = ch_val[s1 * span:(s1 + 1) * span]
+            if axis == 0:
+                tv = Tm[a1 * nb:(a1 + 1) * nb]
+                for b in range(nb):
+                    cv[b] = tv[b]
+            else:
+                for a in range(mb):
+                    cv[a] = Tm[a * nb + a1]
+        s2 = _slot_of(slots, ns, a2)
         if s2 < 0:
             s2 = ns
-            slots[soff + ns] = a2
+            slots[ns] = a2
             ns += 1
-            for b in range(span):
-                if axis == 0:
-                    ch_val[choff + s2 * span + b] = T[toff + a2 * nb + b]
-                else:
-                    ch_val[choff + s2 * span + b] = T[toff + b * nb + a2]
+            cv = ch_val[s2 * span:(s2 + 1) * span]
+            if axis == 0:
+                tv = Tm[a2 * nb:(a2 + 1) * nb]
+                for b in range(nb):
+                    cv[b] = tv[b]
+            else:
+                for a in range(mb):
+                    cv[a] = Tm[a * nb + a2]
+        c1 = ch_val[s1 * span:(s1 + 1) * span]
+        c2 = ch_val[s2 * span:(s2 + 1) * span]
         if axis == 0:
-            r1 = mem[mi, M_ROFF] + x1 * nb
-            r2 = mem[mi, M_ROFF] + x2 * nb
-            c1 = choff + s1 * span
-            c2 = choff + s2 * span
-            for b in range(nb):
-                d = R[r2 + b] - R[r1 + b]
-                ch_val[c1 + b] += d
-                ch_val[c2 + b] -= d
+            roff = mem[mi, M_ROFF]
+            p1 = R[roff + x1 * nb:roff + (x1 + 1) * nb]
+            p2 = R[roff + x2 * nb:roff + (x2 + 1) * nb]
         else:
-            r1 = mem[mi, M_COFF] + x1 * mb
-            r2 = mem[mi, M_COFF] + x2 * mb
-            c1 = choff + s1 * span
-            c2 = choff + s2 * span
-            for a in range(mb):
-                d = C[r2 + a] - C[r1 + a]
-                ch_val[c1 + a] += d
-                ch_val[c2 + a] -= d
+            coff = mem[mi, M_COFF]
+            p1 = C[coff + x1 * mb:coff + (x1 + 1) * mb]
+            p2 = C[coff + x2 * mb:coff + (x2 + 1) * mb]
+        for b in range(span):
+            d = p2[b] - p1[b]
+            c1[b] += d
+            c2[b] -= d
     if ns == 0:
         return 0.0, 0
+    c = ns * span
     for s in range(ns):
-        a = slots[soff + s]
-        for b in range(span):
-            if axis == 0:
-                ch_id[choff + s * span + b] = a * nb + b
-            else:
-                ch_id[choff + s * span + b] = b * nb + a
+        a = slots[s]
+        iv = ch_id[s * span:(s + 1) * span]
+        if axis == 0:
+            for b in range(nb):
+                iv[b] = a * nb + b
+        else:
+            for b in range(mb):
+                iv[b] = b * nb + a
     goff_m = mem[mi, M_GOFF]
     k = mem[mi, M_K]
-    delta = 0.0
+    svm = sv[toff:toff + ntiles]
+    sidm = sid[toff:toff + ntiles]
+    posm = pos[toff:toff + ntiles]
+    markm = mark[toff:toff + ntiles]
     if mem[mi, M_GLOBAL] == 1:
         stats[ST_STAMP] += 1
-        new = _topk_merge(sv, sid, pos, mark, stats[ST_STAMP], toff, 0, mb * nb, k, ksum[goff_m], T,
-                          ch_id, ch_val, choff, ns * span, buf, buf2)
-        g_val[goff] = new
+        new = _topk_merge(svm, sidm, posm, markm, stats[ST_STAMP], Tm, k, ksum[goff_m],
+                          ch_id[:c], ch_val[:c], buf, buf2)
+        g_val[0] = new
         return new - ksum[goff_m], ns
+    delta = 0.0
     if axis == 0:
         # row-balanced, row move: the changed tile rows are whole groups
         for s in range(ns):
-            a = slots[soff + s]
-            guess = sv[toff + a * nb + nb - k] if k > 0 else 0.0
-            new = _topk_fresh(ch_val, choff + s * nb, nb, k, guess, buf)
-            g_val[goff + s] = new
+            a = slots[s]
+            guess = svm[a * nb + nb - k] if k > 0 else 0.0
+            new = _topk_fresh(ch_val[s * nb:(s + 1) * nb], k, guess, buf)
+            g_val[s] = new
             delta += new - ksum[goff_m + a]
         return delta, ns
     # row-balanced, column move: every tile row has ns changed tiles
     for a in range(mb):
         for s in range(ns):
-            gids[s] = ch_id[choff + s * mb + a]
-            gvals[s] = ch_val[choff + s * mb + a]
+            gids[s] = ch_id[s * mb + a]
+            gvals[s] = ch_val[s * mb + a]
         stats[ST_STAMP] += 1
-        new = _topk_merge(sv, sid, pos, mark, stats[ST_STAMP], toff, a * nb, nb, k, ksum[goff_m + a], T,
-                          gids, gvals, 0, ns, buf, buf2)
-        g_val[goff + a] = new
+        new = _topk_merge(svm[a * nb:(a + 1) * nb], sidm[a * nb:(a + 1) * nb], posm, markm, stats[ST_STAMP], Tm,
+                          k, ksum[goff_m + a], gids[:ns], gvals[:ns], buf, buf2)
+        g_val[a] = new
         delta += new - ksum[goff_m + a]
     return delta, ns
 
 
 @njit
-def _apply_binding(mem, mi, axis, unit, perm, pbase, p, q, ns, S, T, R, C, sv, sid, pos, mark, ksum,
-                   stats, slots, soff, ch_id, ch_val, choff, g_val, goff, order, tmp_v, tmp_i, gids, gvals):
+def _apply_binding(mem, mi, axis, unit, perm, pbase, p, q, ns, S, T, R, C, sv, sid, pos, ksum,
+                   slots, ch_id, ch_val, g_val, hole, order, tmp_v, tmp_i, gids, gvals):
     """Commit an accepted swap to member ``mi``'s state (before the permutation itself swaps)."""
     if ns == 0:
         return
@@ -454,51 +492,54 @@ def _apply_binding(mem, mi, axis, unit, perm, pbase, p, q, ns, S, T, R, C, sv, s
     mb = mem[mi, M_MB]
     nb = mem[mi, M_NB]
     toff = mem[mi, M_TOFF]
+    ntiles = mb * nb
     soff_s = mem[mi, M_SOFF]
     goff_m = mem[mi, M_GOFF]
     span = nb if axis == 0 else mb
     c = ns * span
-    # sorted groups first (the global merge needs nothing from T)
-    if mem[mi, M_GLOBAL] == 1:
-        stats[ST_STAMP] += 1
-        _merge_update(sv, sid, pos, mark, stats[ST_STAMP], toff, 0, mb * nb, ch_id, ch_val, choff, c,
-                      order, tmp_v, tmp_i)
-        ksum[goff_m] = g_val[goff]
+    Tm = T[toff:toff + ntiles]
+    svm = sv[toff:toff + ntiles]
+    sidm = sid[toff:toff + ntiles]
+    posm = pos[toff:toff + ntiles]
     for t in range(c):
-        T[toff + ch_id[choff + t]] = ch_val[choff + t]
-    if mem[mi, M_GLOBAL] == 0:
-        if axis == 0:
+        Tm[ch_id[t]] = ch_val[t]
+    if mem[mi, M_GLOBAL] == 1:
+        _merge_update(svm, sidm, posm, hole, ch_id[:c], ch_val[:c], order, tmp_v, tmp_i)
+        ksum[goff_m] = g_val[0]
+    elif axis == 0:
+        for s in range(ns):
+            a = slots[s]
+            _resort_group(Tm, svm[a * nb:(a + 1) * nb], sidm[a * nb:(a + 1) * nb], posm)
+            ksum[goff_m + a] = g_val[s]
+    else:
+        for a in range(mb):
             for s in range(ns):
-                a = slots[soff + s]
-                _resort_group(T, sv, sid, pos, toff, a * nb, nb)
-                ksum[goff_m + a] = g_val[goff + s]
-        else:
-            for a in range(mb):
-                for s in range(ns):
-                    gids[s] = ch_id[choff + s * mb + a]
-                    gvals[s] = ch_val[choff + s * mb + a]
-                stats[ST_STAMP] += 1
-                _merge_update(sv, sid, pos, mark, stats[ST_STAMP], toff, a * nb, nb, gids, gvals, 0, ns,
-                              order, tmp_v, tmp_i)
-                ksum[goff_m + a] = g_val[goff + a]
+                gids[s] = ch_id[s * mb + a]
+                gvals[s] = ch_val[s * mb + a]
+            _merge_update(svm[a * nb:(a + 1) * nb], sidm[a * nb:(a + 1) * nb], posm, hole, gids[:ns], gvals[:ns],
+                          order, tmp_v, tmp_i)
+            ksum[goff_m + a] = g_val[a]
     # the other axis's profile, when this member is permuted on both axes
     up = perm[pbase + p]
     uq = perm[pbase + q]
     if axis == 0 and mem[mi, M_COFF] >= 0:
         coff = mem[mi, M_COFF]
+        Cm = C[coff:coff + n * mb]
         for e in range(unit):
             a1 = (p * unit + e) // h
             a2 = (q * unit + e) // h
             if a1 == a2:
                 continue
-            x1 = soff_s + (up * unit + e) * n
-            x2 = soff_s + (uq * unit + e) * n
+            s1 = S[soff_s + (up * unit + e) * n:soff_s + (up * unit + e + 1) * n]
+            s2 = S[soff_s + (uq * unit + e) * n:soff_s + (uq * unit + e + 1) * n]
             for y in range(n):
-                d = S[x2 + y] - S[x1 + y]
-                C[coff + y * mb + a1] += d
-                C[coff + y * mb + a2] -= d
+                d = s2[y] - s1[y]
+                Cm[y * mb + a1] += d
+                Cm[y * mb + a2] -= d
     elif axis == 1 and mem[mi, M_ROFF] >= 0:
         roff = mem[mi, M_ROFF]
+        Rm = R[roff:roff + m * nb]
+        Sm = S[soff_s:soff_s + m * n]
         for e in range(unit):
             b1 = (p * unit + e) // w
             b2 = (q * unit + e) // w
@@ -507,14 +548,14 @@ def _apply_binding(mem, mi, axis, unit, perm, pbase, p, q, ns, S, T, R, C, sv, s
             y1 = up * unit + e
             y2 = uq * unit + e
             for x in range(m):
-                d = S[soff_s + x * n + y2] - S[soff_s + x * n + y1]
-                R[roff + x * nb + b1] += d
-                R[roff + x * nb + b2] -= d
+                d = Sm[x * n + y2] - Sm[x * n + y1]
+                Rm[x * nb + b1] += d
+                Rm[x * nb + b2] -= d
 
 
 @njit
 def run_moves(mem, perm_off, perm_cumw, bind_off, bind_mem, bind_axis, bind_unit, bind_soff, bind_choff,
-              bind_goff, bind_ns, perm, best_perm, S, T, R, C, sv, sid, pos, mark, ksum, slots, ch_id, ch_val,
+              bind_goff, bind_ns, perm, best_perm, S, T, R, C, sv, sid, pos, mark, hole, ksum, slots, ch_id, ch_val,
               g_val, buf, buf2, gids, gvals, order, tmp_v, tmp_i, rand, n_moves, temp, alpha, probe, deltas,
               values, stats):
     """Run ``n_moves`` Metropolis moves (or, with ``probe``, only record their deltas).
@@ -546,9 +587,12 @@ def run_moves(mem, perm_off, perm_cumw, bind_off, bind_mem, bind_axis, bind_unit
             q += 1
         delta = 0.0
         for bi in range(bind_off[pi], bind_off[pi + 1]):
-            d, ns = _eval_binding(mem, bind_mem[bi], bind_axis[bi], bind_unit[bi], perm, pbase, p, q, S, T, R, C,
-                                  sv, sid, pos, mark, ksum, stats, slots, bind_soff[bi], ch_id, ch_val,
-                                  bind_choff[bi], g_val, bind_goff[bi], buf, buf2, gids, gvals)
+            so = bind_soff[bi]
+            co = bind_choff[bi]
+            go = bind_goff[bi]
+            d, ns = _eval_binding(mem, bind_mem[bi], bind_axis[bi], bind_unit[bi], perm, pbase, p, q, T, R, C,
+                                  sv, sid, pos, mark, ksum, stats, slots[so:], ch_id[co:], ch_val[co:],
+                                  g_val[go:], buf, buf2, gids, gvals)
             bind_ns[bi] = ns
             delta += d
         stats[ST_MOVES] += 1
@@ -563,9 +607,12 @@ def run_moves(mem, perm_off, perm_cumw, bind_off, bind_mem, bind_axis, bind_unit
             accept = False
         if accept:
             for bi in range(bind_off[pi], bind_off[pi + 1]):
+                so = bind_soff[bi]
+                co = bind_choff[bi]
+                go = bind_goff[bi]
                 _apply_binding(mem, bind_mem[bi], bind_axis[bi], bind_unit[bi], perm, pbase, p, q, bind_ns[bi],
-                               S, T, R, C, sv, sid, pos, mark, ksum, stats, slots, bind_soff[bi], ch_id, ch_val,
-                               bind_choff[bi], g_val, bind_goff[bi], order, tmp_v, tmp_i, gids, gvals)
+                               S, T, R, C, sv, sid, pos, ksum, slots[so:], ch_id[co:], ch_val[co:],
+                               g_val[go:], hole, order, tmp_v, tmp_i, gids, gvals)
             tmp = perm[pbase + p]
             perm[pbase + p] = perm[pbase + q]
             perm[pbase + q] = tmp
