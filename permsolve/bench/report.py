@@ -1,0 +1,422 @@
+"""Tables and plots from the results database.
+
+:func:`write_report` writes, into one folder:
+
+* ``report.md``: ranking of the solvers per time budget, a gap-to-best-known
+  matrix, and per instance and solver: retained fraction, gap to the bound,
+  gap to the best known value, time (medians over seeds);
+* ``results.csv`` (one line per instance, solver, budget) and ``ranking.csv``;
+* ``anytime.png``/``.svg``: quality against time from the anytime traces
+  (median over seeds, shaded min-max), one panel per instance;
+* ``pareto.png``/``.svg``: time against gap for every solver and budget, with
+  the Pareto front, one panel per instance family;
+* ``auto.json``: the best solver per instance size and budget, read by the
+  ``auto`` solver.
+
+Gaps are relative: ``(best - value) / best`` with ``best`` the best value ever
+found for the instance (the manifest's, or a better one in the database), and
+``(bound - value) / bound`` with the best bound known.
+
+Examples
+--------
+>>> import tempfile, os
+>>> from permsolve.bench.config import SweepConfig
+>>> from permsolve.bench.db import ResultsDB
+>>> from permsolve.bench.runner import run_cell
+>>> d = tempfile.mkdtemp()
+>>> db = ResultsDB(os.path.join(d, "r.sqlite"))
+>>> for c in SweepConfig(suite="smoke", solvers=["identity", "greedy"], budgets=[1]).cells():
+...     _ = db.insert(run_cell(c.payload()))
+>>> files = write_report(db.path, os.path.join(d, "out"), manifest=os.path.join(d, "m.json"))
+>>> sorted(os.path.basename(f) for f in files)[:3]
+['anytime.png', 'anytime.svg', 'auto.json']
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_report", "collect", "summarise", "ranking"]
+
+
+# ---------------------------------------------------------------- data
+def collect(db_path, manifest=None) -> tuple[list[dict], dict, dict, list[dict]]:
+    """``(ok rows with gaps, best value per instance, best bound per instance, error rows)``."""
+    from permsolve.problems.manifest import Manifest
+
+    from .db import ResultsDB
+
+    with ResultsDB(db_path) as db:
+        rows = db.rows()
+    man = Manifest(manifest)
+    ok = [r for r in rows if r["status"] == "ok"]
+    errors = [r for r in rows if r["status"] != "ok"]
+    best, bound = {}, {}
+    for r in ok:
+        i = r["instance"]
+        best[i] = max(best.get(i, -math.inf), r["value"])
+        bound[i] = min(bound.get(i, math.inf), r["bound"])
+    for i in best:
+        e = man.get(i)
+        if e:
+            if e.get("best_value") is not None:
+                best[i] = max(best[i], e["best_value"])
+            if e.get("best_bound") is not None:
+                bound[i] = min(bound[i], e["best_bound"])
+    for r in ok:
+        i = r["instance"]
+        r["fraction"] = r["value"] / r["total"] if r["total"] else 1.0
+        r["gap_best"] = (best[i] - r["value"]) / best[i] if best[i] > 0 else 0.0
+        r["gap_bound"] = (bound[i] - r["value"]) / bound[i] if bound[i] > 0 else 0.0
+    return ok, best, bound, errors
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Medians over seeds per (instance, solver, budget)."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["instance"], r["solver"], r["budget"])].append(r)
+    out = []
+    for (inst, solver, budget), rs in sorted(groups.items()):
+        g = np.array([r["gap_best"] for r in rs])
+        out.append({"instance": inst, "family": rs[0]["family"], "rows": rs[0]["rows"], "cols": rs[0]["cols"],
+                    "tile": rs[0]["tile"], "solver": solver, "budget": budget, "runs": len(rs),
+                    "fraction": float(np.median([r["fraction"] for r in rs])),
+                    "gap_bound": float(np.median([r["gap_bound"] for r in rs])),
+                    "gap_best": float(np.median(g)), "gap_best_min": float(g.min()), "gap_best_max": float(g.max()),
+                    "seconds": float(np.median([r["seconds"] for r in rs])),
+                    "optimal": sum(int(r["optimal"] or 0) for r in rs)})
+    return out
+
+
+def ranking(summary: list[dict]) -> list[dict]:
+    """Per budget: each solver's mean rank over instances (1 = best gap), mean gap, wins, mean time."""
+    from scipy.stats import rankdata
+
+    out = []
+    for budget in sorted({s["budget"] for s in summary}):
+        by_inst = defaultdict(dict)
+        for s in summary:
+            if s["budget"] == budget:
+                by_inst[s["instance"]][s["solver"]] = s
+        acc = defaultdict(lambda: {"ranks": [], "gaps": [], "wins": 0, "secs": []})
+        for inst, sols in by_inst.items():
+            names = sorted(sols)
+            gaps = np.array([sols[n]["gap_best"] for n in names])
+            gaps_r = np.round(gaps, 9)            # ties within float noise share a rank
+            ranks = rankdata(gaps_r, method="average")
+            for n, rk, gp in zip(names, ranks, gaps):
+                a = acc[n]
+                a["ranks"].append(rk)
+                a["gaps"].append(gp)
+                a["secs"].append(sols[n]["seconds"])
+                a["wins"] += bool(round(gp, 9) <= gaps_r.min())
+        rows = [{"budget": budget, "solver": n, "instances": len(a["ranks"]), "mean_rank": float(np.mean(a["ranks"])),
+                 "mean_gap_best": float(np.mean(a["gaps"])), "max_gap_best": float(np.max(a["gaps"])),
+                 "wins": a["wins"], "mean_seconds": float(np.mean(a["secs"]))} for n, a in acc.items()]
+        # a solver that ran on fewer instances (errors, unsupported axes) is ranked after those that ran on all
+        most = max((r["instances"] for r in rows), default=0)
+        rows.sort(key=lambda r: (r["instances"] < most, r["mean_rank"], r["mean_gap_best"]))
+        for i, r in enumerate(rows, 1):
+            r["place"] = i
+        out += rows
+    return out
+
+
+# ------------------------------------------------------------- tables
+def _pct(x: float) -> str:
+    if x == 0:
+        return "0"
+    return f"{100 * x:.3g}"
+
+
+def _md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _markdown(summary, rank, best, bound, errors, meta, manifest) -> str:
+    budgets = sorted({s["budget"] for s in summary})
+    solvers = sorted({s["solver"] for s in summary})
+    instances = sorted({s["instance"] for s in summary})
+    parts = ["# Benchmark report", "",
+             f"{meta['runs']} runs from `{meta['db']}` ({meta['errors']} errors), "
+             f"{len(instances)} instances, solvers {', '.join(solvers)}, budgets {', '.join(f'{b:g}' for b in budgets)} s. "
+             f"CPU: {meta['cpu']}; commit(s): {', '.join(meta['commits']) or 'unknown'}. Written by `permsolve report`.", "",
+             "Gaps are in percent: *gap to best* = (best known - value) / best known, *gap to bound* = "
+             "(best bound - value) / best bound; medians over seeds. Time is the solver's wall time in seconds "
+             "(its budget is a limit; solvers that converge stop earlier).", ""]
+    parts += ["## Ranking per time budget", "",
+              "Mean rank over instances (1 = smallest gap to best known; ties share a rank), mean and worst gap, "
+              "number of instances where the solver is best (ties count for all), mean time.", ""]
+    for b in budgets:
+        rs = [r for r in rank if r["budget"] == b]
+        parts += [f"**budget {b:g} s**", "",
+                  _md_table(["place", "solver", "mean rank", "mean gap to best %", "worst gap %", "best on", "mean time s"],
+                            [[r["place"], r["solver"], f"{r['mean_rank']:.2f}", _pct(r["mean_gap_best"]),
+                             _pct(r["max_gap_best"]), f"{r['wins']}/{r['instances']}", f"{r['mean_seconds']:.3g}"]
+                             for r in rs]), ""]
+    top = budgets[-1]
+    cell = {(s["instance"], s["solver"]): s for s in summary if s["budget"] == top}
+    parts += [f"## Gap to best known (%) and time (s) at budget {top:g} s", "",
+              _md_table(["instance"] + solvers,
+                        [[f"`{i}`"] + [(f"{_pct(cell[i, s]['gap_best'])} ({cell[i, s]['seconds']:.2g} s)"
+                                         if (i, s) in cell else "-") for s in solvers] for i in instances]), ""]
+    parts += ["## Per instance", ""]
+    by_inst = defaultdict(list)
+    for s in summary:
+        by_inst[s["instance"]].append(s)
+    for i in instances:
+        ss = by_inst[i]
+        e = manifest.get(i) or {}
+        who = e.get("best_value_by") or {}
+        parts += [f"### `{i}`", "",
+                  f"{ss[0]['rows']}x{ss[0]['cols']}, tile {ss[0]['tile']}, family {ss[0]['family']}. "
+                  f"Best known {best[i]:.10g} ({who.get('solver', 'this database')}), best bound {bound[i]:.10g}"
+                  + (f"; provenance: {e['provenance']}" if e.get("provenance") else "") + ".", "",
+                  _md_table(["solver", "budget s", "runs", "retained fraction", "gap to bound %", "gap to best %",
+                             "time s", "optimal"],
+                            [[s["solver"], f"{s['budget']:g}", s["runs"], f"{s['fraction']:.6f}", _pct(s["gap_bound"]),
+                              _pct(s["gap_best"]) + (f" [{_pct(s['gap_best_min'])}, {_pct(s['gap_best_max'])}]"
+                                                     if s["runs"] > 1 else ""),
+                              f"{s['seconds']:.3g}", s["optimal"]] for s in sorted(ss, key=lambda s: (s["solver"], s["budget"]))]),
+                  ""]
+    if errors:
+        parts += ["## Errors", ""]
+        parts += [f"- `{r['cell']}`: {r['error']}" for r in errors[:50]]
+        if len(errors) > 50:
+            parts.append(f"- ... and {len(errors) - 50} more")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _write_csv(path, rows):
+    if not rows:
+        Path(path).write_text("")
+        return
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+# -------------------------------------------------------------- plots
+def _colors(solvers):
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return {s: cmap(i % 10) for i, s in enumerate(sorted(solvers))}
+
+
+def _curve(trace, end, grid):
+    """Best value at each time of ``grid`` (NaN after ``end``, the run's end)."""
+    ts = np.array([t for t, _ in trace])
+    vs = np.array([v for _, v in trace])
+    idx = np.searchsorted(ts, grid, side="right") - 1
+    out = vs[np.clip(idx, 0, None)].astype(float)
+    out[grid > end] = np.nan
+    return out
+
+
+def plot_anytime(rows, best, out_dir) -> list[str]:
+    """Quality (gap to best known) against time, one panel per instance, at each instance's largest budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    instances = sorted({r["instance"] for r in rows})
+    solvers = sorted({r["solver"] for r in rows})
+    colors = _colors(solvers)
+    ncols = min(4, len(instances))
+    nrows = -(-len(instances) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    tmin = 1e-4
+    for ax, inst in zip(axes.flat, instances):
+        rs = [r for r in rows if r["instance"] == inst]
+        top = max(r["budget"] for r in rs)
+        rs = [r for r in rs if r["budget"] == top]
+        grid = np.logspace(math.log10(tmin), math.log10(top * 1.3), 200)
+        b = best[inst]
+        ymax = 0.0
+        for s in solvers:
+            runs = [r for r in rs if r["solver"] == s]
+            if not runs:
+                continue
+            # each run holds its final value once it ends; the curve stops where the last seed ends
+            curves = np.array([_curve(r["trace"], math.inf, grid) for r in runs])
+            gaps = 100 * (b - curves) / b
+            alive = grid <= max(max(r["seconds"] for r in runs), tmin)
+            med = np.median(gaps, axis=0)
+            lo, hi = gaps.min(axis=0), gaps.max(axis=0)
+            med[~alive] = np.nan
+            ax.plot(grid, med, color=colors[s], lw=1.6, label=s, drawstyle="steps-post")
+            if len(runs) > 1:
+                ax.fill_between(grid, lo, hi, where=alive, color=colors[s], alpha=0.2, step="post", lw=0)
+            last = np.flatnonzero(alive)
+            if last.size:
+                ax.plot(grid[last[-1]], med[last[-1]], "o", color=colors[s], ms=4)
+            ymax = max(ymax, float(hi[alive].max()) if alive.any() else 0.0)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_ylim(bottom=-0.001, top=max(ymax * 1.5, 0.1))
+        ax.set_xlim(tmin, top * 1.3)
+        ax.set_title(inst, fontsize=8)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_xlabel("seconds", fontsize=8)
+        ax.set_ylabel("gap to best known (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(instances):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=colors[s], lw=2) for s in solvers]
+    _frame(fig, handles, solvers, "Quality against time at the largest budget (median over seeds, shaded: "
+           "min-max; dot: run ends; lower is better)")
+    return _save(fig, out_dir, "anytime")
+
+
+def plot_pareto(summary, out_dir) -> list[str]:
+    """Mean time against mean gap to best known, each solver and budget a point, one panel per family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = sorted({s["family"] for s in summary})
+    solvers = sorted({s["solver"] for s in summary})
+    budgets = sorted({s["budget"] for s in summary})
+    colors = _colors(solvers)
+    markers = dict(zip(budgets, "os^DvP*X"))
+    ncols = min(3, len(families))
+    nrows = -(-len(families) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.8 * ncols, 3.6 * nrows), squeeze=False)
+    for ax, fam in zip(axes.flat, families):
+        pts = []
+        for s in solvers:
+            for b in budgets:
+                ss = [x for x in summary if x["family"] == fam and x["solver"] == s and x["budget"] == b]
+                if not ss:
+                    continue
+                t = float(np.mean([x["seconds"] for x in ss]))
+                g = 100 * float(np.mean([x["gap_best"] for x in ss]))
+                pts.append((max(t, 1e-5), g, s, b))
+                ax.plot(max(t, 1e-5), g, markers[b], color=colors[s], ms=6, alpha=0.85)
+        pts.sort()
+        front, best_g = [], math.inf
+        for t, g, s, b in pts:
+            if g < best_g - 1e-12:
+                front.append((t, g))
+                best_g = g
+        if front:
+            fx, fy = zip(*front)
+            ax.plot(fx, fy, "-", color="k", lw=1, alpha=0.6, drawstyle="steps-post", zorder=0)
+        n_inst = len({x["instance"] for x in summary if x["family"] == fam})
+        ax.set_title(f"{fam} ({n_inst} instance{'s' if n_inst > 1 else ''})", fontsize=9)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_ylim(bottom=-0.001, top=max([g for _, g, _, _ in pts] + [0.05]) * 1.8)
+        ax.set_xlabel("mean time (s)", fontsize=8)
+        ax.set_ylabel("mean gap to best known (%)", fontsize=8)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(families):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=colors[s], marker="o", lw=0) for s in solvers]
+    handles += [plt.Line2D([], [], color="gray", marker=markers[b], lw=0) for b in budgets]
+    labels = list(solvers) + [f"budget {b:g} s" for b in budgets]
+    _frame(fig, handles, labels, "Time against gap per instance family; black steps: the Pareto front "
+           "(no other point is both faster and better)")
+    return _save(fig, out_dir, "pareto")
+
+
+def _frame(fig, handles, labels, title):
+    """Title on top, legend at the bottom, panels in between (sizes in inches, so any grid fits)."""
+    height = fig.get_figheight()
+    ncol = min(len(labels), 8)
+    legend_rows = -(-len(labels) // ncol)
+    bottom = (0.1 + 0.25 * legend_rows) / height
+    top = 1 - 0.3 / height
+    fig.suptitle(title, y=1 - 0.08 / height, va="top", fontsize=10)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize=9,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, bottom, 1, top))
+
+
+def _save(fig, out_dir, stem) -> list[str]:
+    import matplotlib.pyplot as plt
+
+    files = []
+    for ext in ("png", "svg"):
+        f = os.path.join(out_dir, f"{stem}.{ext}")
+        fig.savefig(f, dpi=110, metadata={"Date": None} if ext == "svg" else None)
+        files.append(f)
+    plt.close(fig)
+    return files
+
+
+# --------------------------------------------------------------- auto
+def auto_table(summary) -> dict:
+    """The ``auto`` solver's table: for each instance and budget, the solvers ranked by gap to best known."""
+    groups = defaultdict(list)
+    for s in summary:
+        groups[(s["instance"], s["budget"])].append(s)
+    entries = []
+    for (inst, budget), ss in sorted(groups.items()):
+        ss = sorted(ss, key=lambda s: (round(s["gap_best"], 9), s["seconds"]))
+        entries.append({"instance": inst, "family": ss[0]["family"], "rows": ss[0]["rows"], "cols": ss[0]["cols"],
+                        "tile": ss[0]["tile"], "budget": budget,
+                        "ranking": [[s["solver"], s["gap_best"], s["seconds"]] for s in ss]})
+    return {"about": "best solver per instance and time budget (gap to best known, median seconds); "
+                     "written by `permsolve report`, read by the auto solver",
+            "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "entries": entries}
+
+
+# ------------------------------------------------------------ report
+def write_report(db_path, out_dir, *, manifest=None) -> list[str]:
+    """Write the tables, plots and ``auto.json`` for database ``db_path`` into ``out_dir``.
+
+    Parameters
+    ----------
+    db_path : SQLite results database written by ``permsolve bench``
+    out_dir : folder (created)
+    manifest : manifest JSON with the best known values (default ``problems/manifest.json``)
+
+    Returns
+    -------
+    list of the files written
+    """
+    from permsolve.problems.manifest import Manifest
+
+    rows, best, bound, errors = collect(db_path, manifest)
+    if not rows:
+        raise ValueError(f"{db_path} holds no successful run to report")
+    os.makedirs(out_dir, exist_ok=True)
+    summary = summarise(rows)
+    rank = ranking(summary)
+    meta = {"runs": len(rows) + len(errors), "errors": len(errors), "db": str(db_path),
+            "cpu": sorted({r["env"].get("cpu", "?") for r in rows if r.get("env")}) or ["?"],
+            "commits": sorted({(r.get("config") or {}).get("commit") or "" for r in rows} - {""})}
+    meta["cpu"] = "; ".join(meta["cpu"])
+    files = []
+    md = os.path.join(out_dir, "report.md")
+    Path(md).write_text(_markdown(summary, rank, best, bound, errors, meta, Manifest(manifest)))
+    files.append(md)
+    for name, data in (("results.csv", summary), ("ranking.csv", rank)):
+        _write_csv(os.path.join(out_dir, name), data)
+        files.append(os.path.join(out_dir, name))
+    files += plot_anytime(rows, best, out_dir)
+    files += plot_pareto(summary, out_dir)
+    auto = os.path.join(out_dir, "auto.json")
+    with open(auto, "w") as f:
+        json.dump(auto_table(summary), f, indent=1)
+        f.write("\n")
+    files.append(auto)
+    return sorted(files)
