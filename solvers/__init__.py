@@ -10,3 +10,4 @@ for _optional in ("ilp", "anneal"):
     except ModuleNotFoundError as _e:  # pragma: no cover - only while a module is absent
         if _e.name != f"{__name__}.{_optional}":
             raise
+from . import auto  # noqa: E402,F401  (meta solver: delegates to the best benchmarked one)
