@@ -178,9 +178,9 @@ class ILP(Solver):
     options = {
         "start": "hungarian",     # heuristic giving the hint: hungarian, greedy or none
         "model": "auto",          # patterns (set partitioning), compact (rows to blocks), auto
-        "max_patterns": 1_000_000,  # auto: patterns when C(n, h) is at most this
+        "max_patterns": 200_000,  # auto: patterns when C(n, h) is at most this, else compact
         "backend": "cp-sat",      # integer program of the patterns model: cp-sat or scip (pywraplp)
-        "mip_columns": 20_000,    # patterns: most subsets in one integer program
+        "mip_columns": 10_000,    # patterns: most subsets in one restricted integer program
         "num_workers": 1,         # CP-SAT workers (1 is deterministic; >1 uses interleave_search)
         "precision": 1e-10,       # CP-SAT: relative cost of rounding the scores to integers
         "cuts": True,             # the G_b tangent cuts and row cuts
@@ -367,10 +367,12 @@ class ILP(Solver):
         status = solver.Solve(model, _Callback())
         name = solver.StatusName(status)
         run.nit = solved["n"]
-        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.UNKNOWN) and name != "MODEL_INVALID":
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             bound_int = solver.BestObjectiveBound()
             proven = math.nextafter(float(bound_int) / scale, math.inf) if np.isfinite(bound_int) else bound
             proven = min(proven, bound)
+        elif status == cp_model.UNKNOWN:
+            proven = bound      # stopped before any solution: CP-SAT's bound means nothing then
         else:
             raise RuntimeError(f"ilp: CP-SAT returned {name}; this is a bug in the model")
         run.proven_bound = proven
@@ -464,8 +466,13 @@ class _Columns:
             fam.append(np.full(len(sub), f, dtype=np.int64))
         self.subs = np.vstack(parts)                           # (nS, side), padded with n
         self.fam = np.concatenate(fam)
+        ends = np.cumsum([len(p) for p in parts])
+        self._fam_range = [(int(e - len(p)), int(e)) for e, p in zip(ends, parts)]
+        self._keys = self._key(self.subs)                      # sorted within each family
         Rp = np.vstack([bm.R, np.zeros((1, nfix))])
-        self.T = Rp[self.subs].sum(axis=1)                    # (nS, nfix)
+        self.T = Rp[self.subs[:, 0]]                           # (nS, nfix): the blocks' tile sums
+        for t in range(1, bm.side):
+            self.T += Rp[self.subs[:, t]]
         self.balanced, self.k, self.kb = bm.balanced, bm.k, bm.kb
         self.n_mask_rows = {None: 1, "fixed": nfix, "free": 0}[bm.balanced]
         self.n_rows = n + len(fams) + self.n_mask_rows
@@ -532,7 +539,6 @@ class _Columns:
 
     def columns_of(self, block_of: np.ndarray, keep_blocks: np.ndarray, bm: BlockModel):
         """Subset indices (and kept sets) of a solution given as item -> block and a (free, fixed) mask."""
-        index = {}
         q, keep = [], []
         for a in range(bm.n_free):
             items = np.sort(np.flatnonzero(block_of == a))
@@ -541,11 +547,20 @@ class _Columns:
         return np.array(q), np.array(keep, dtype=bool)
 
     def lookup(self, items: np.ndarray) -> int:
-        """Index of the subset made of ``items`` (sorted)."""
-        if not hasattr(self, "_index"):
-            self._index = {tuple(s): i for i, s in enumerate(self.subs.tolist())}
-        key = tuple(int(v) for v in items) + (self.n,) * (self.side - len(items))
-        return self._index[key]
+        """Index of the subset made of ``items`` (sorted): binary search on the lexicographic keys."""
+        key = self._key(np.concatenate([np.sort(items), np.full(self.side - len(items), self.n)])[None, :])[0]
+        f = 0 if len(items) == self.side else 1
+        lo, hi = self._fam_range[f]
+        i = lo + int(np.searchsorted(self._keys[lo:hi], key))
+        if i >= hi or self._keys[i] != key:
+            raise KeyError(tuple(items))
+        return i
+
+    def _key(self, sub: np.ndarray) -> np.ndarray:
+        key = np.zeros(len(sub), dtype=np.int64)
+        for t in range(sub.shape[1]):
+            key = key * (self.n + 1) + sub[:, t]
+        return key
 
 
 def _solve_patterns(o, problem, bm: BlockModel, run, rng):
@@ -569,7 +584,9 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
     lagr = problem.bound
     it = 0
     # ---- 1. column generation
-    while not run.expired():
+    t_it = time.perf_counter() - t0     # enumerating the subsets costs about one pricing pass
+    while run.time_left() - _MARGIN * (run.time_limit or 0) > 1.5 * t_it:
+        t1 = time.perf_counter()
         it += 1
         A, v = cols.matrix(q_master, keep_master)
         res = linprog(-v, A_eq=A, b_eq=b, bounds=(0, None), method="highs")
@@ -582,6 +599,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         if len(new) == 0:
             break
         new = new[np.argsort(-rc[new], kind="stable")[:max(50, 4 * n)]]
+        t_it = time.perf_counter() - t1
         q_master = np.concatenate([q_master, new])
         keep_master = np.vstack([keep_master, keep[new]])
     # safety margin for float arithmetic in the duals
@@ -599,6 +617,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
     # first a small restricted program (the best columns by reduced cost) to raise the
     # incumbent, which shrinks the survivors of the fixing; then the exact program
     cap = 8 * n
+    rate = 5e-5 if o["backend"] == "cp-sat" else 1e-4   # seconds to build, per (subset, fixed block)
     rounds = 0
     survive = np.zeros(0, dtype=np.int64)
     while True:
@@ -618,13 +637,24 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
             q = np.union1d(survive, q_inc)
         else:
             q = np.union1d(np.argsort(-rc, kind="stable")[:cap], q_inc)
-        if run.expired():
-            break
+        if not exact:
+            q = q[: max(len(q_inc), int(o["mip_columns"]))]
+        if run.time_limit is not None:
+            # building the program costs time too: keep what can be built in half the time left
+            fits = int(0.5 * max(0.0, run.time_left() - _MARGIN * run.time_limit) / (rate * (nfix + 1)))
+            if fits < len(q):
+                exact = False
+                q = np.union1d(np.argsort(-rc, kind="stable")[:fits], q_inc)
+            if run.time_left() < 0.1 * run.time_limit or fits < len(q_inc):
+                break
         share = 1.0 if exact else 0.3
         mip = _pattern_mip if o["backend"] == "cp-sat" else _pattern_mip_scip
         st, bnd = mip(o, problem, bm, cols, q, run, rng, share)
-        run.info.setdefault("mip_rounds", []).append({"columns": int(len(q)), "survivors": int(len(survive)),
-                                                     "exact": bool(exact), "status": st})
+        if run.info.get("last_build_seconds"):
+            rate = max(rate, run.info["last_build_seconds"] / (len(q) * (nfix + 1)))
+        run.info.setdefault("mip_rounds", []).append({
+            "columns": int(len(q)), "survivors": int(len(survive)), "exact": bool(exact), "status": st,
+            "build_s": run.info.pop("last_build_seconds", None), "solve_s": run.info.pop("last_solve_seconds", None)})
         if exact:
             status = st
             if bnd is not None:
@@ -642,6 +672,7 @@ def _pattern_mip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, share:
     """Integer program over subsets ``q``; returns (status name, valid bound on that program or None)."""
     from ortools.sat.python import cp_model
 
+    t0 = time.perf_counter()
     n, nfix = cols.n, cols.nfix
     nq = len(q)
     T = cols.T[q]
@@ -716,10 +747,14 @@ def _pattern_mip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, share:
             run.offer({bm.perm_name: bm.perm_from_blocks(blk)})
             run.nit += 1
 
+    run.info["last_build_seconds"] = time.perf_counter() - t0
     status = solver.Solve(model, _Callback())
+    run.info["last_solve_seconds"] = solver.WallTime()
     name = solver.StatusName(status)
     if name in ("MODEL_INVALID", "INFEASIBLE"):
         raise RuntimeError(f"ilp: CP-SAT returned {name} on the pattern program; this is a bug")
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return name, None       # no bound (CP-SAT's best_objective_bound means nothing then)
     bnd = solver.BestObjectiveBound()
     if not np.isfinite(bnd):
         return name, None
@@ -739,6 +774,7 @@ def _pattern_mip_scip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, s
     """The same integer program solved by SCIP through pywraplp (floating point)."""
     from ortools.linear_solver import pywraplp
 
+    t0 = time.perf_counter()
     n, nfix, nq = cols.n, cols.nfix, len(q)
     T = cols.T[q]
     sub = cols.subs[q]
@@ -788,6 +824,7 @@ def _pattern_mip_scip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, s
         s.EnableOutput()
     if run.time_limit is not None:
         s.SetTimeLimit(int(1000 * max(0.01, share * (run.time_left() - _MARGIN * run.time_limit))))
+    run.info["last_build_seconds"] = time.perf_counter() - t0
     st = s.Solve()
     name = {pywraplp.Solver.OPTIMAL: "OPTIMAL", pywraplp.Solver.FEASIBLE: "FEASIBLE"}.get(st, f"STATUS_{st}")
     if st in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
