@@ -48,11 +48,19 @@ else:
     njit_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 # columns of the member table (int64, one row per member)
-M_M, M_N, M_H, M_W, M_MB, M_NB, M_SOFF, M_TOFF, M_ROFF, M_COFF, M_GLOBAL, M_K, M_GOFF, M_NGROUPS, M_GS = range(15)
-M_FIELDS = 15
+(M_M, M_N, M_H, M_W, M_MB, M_NB, M_SOFF, M_TOFF, M_ROFF, M_COFF, M_GLOBAL, M_K, M_GOFF, M_NGROUPS, M_GS,
+ M_BN, M_NABOVE) = range(17)
+M_FIELDS = 17
 
 # stats array (int64)
-ST_STAMP, ST_ACCEPTED, ST_IMPROVED, ST_MOVES = range(4)
+ST_STAMP, ST_ACCEPTED, ST_IMPROVED, ST_MOVES, ST_FALLBACK, ST_REBUILD = range(6)
+N_STATS = 6
+
+# global mask: half-width of the sorted band kept around the top-k boundary,
+# the margin below which it is rebuilt, and the size above which it is rebuilt
+BAND_HALF = 128
+BAND_MARGIN = 8
+BAND_MAX = 6 * BAND_HALF
 
 INF = np.inf
 
@@ -73,43 +81,40 @@ def _sort_asc(buf, n):
 
 
 @njit_inline
-def _topk_merge(sv, sid, pos, mark, stamp, T, k, ksum_old, ids, vals, buf, buf2):
-    """Exact new top-``k`` sum of a group after some of its tiles change.
+def _topk_core(sv, sid, mark, stamp, lo, c_kept, sum_a, vals, extra_above, extra_below, buf, buf2):
+    """New top-``k`` sum once the changed tiles are marked.
 
-    ``sv`` holds the group's old scores sorted ascending and ``sid`` their
-    (member-local) tile ids; ``pos[id]`` is the rank of a tile in its group,
-    ``T[id]`` its old score and ``mark`` a scratch stamp per tile.  ``ids`` are
-    the changed tiles and ``vals`` their new scores.
+    ``sv``/``sid``: old scores sorted ascending (a whole group, or the band of
+    a global mask) and their tile ids; ``lo``: index of the smallest kept score
+    in ``sv``; ``c_kept``: changed tiles that were kept; ``sum_a``: old kept sum
+    minus the changed kept tiles' old scores; ``vals``: the changed tiles' new
+    scores; ``extra_above``/``extra_below``: unchanged tiles above/below ``sv``
+    (kept/pruned; 0 for a whole group).  Returns NaN when the answer depends on
+    a tile outside ``sv`` (the caller then recomputes from scratch).
     """
     gs = sv.shape[0]
     c = vals.shape[0]
-    if k <= 0:
-        return 0.0
-    if k >= gs:
-        s = ksum_old
-        for t in range(c):
-            s += vals[t] - T[ids[t]]
-        return s
-    lo = gs - k
-    c_kept = 0
-    sum_a = ksum_old
-    for t in range(c):
-        tid = ids[t]
-        mark[tid] = stamp
-        if pos[tid] >= lo:
-            c_kept += 1
-            sum_a -= T[tid]
     # smallest unchanged kept (u_min) and largest unchanged pruned (u_max)
     j = lo
     while j < gs and mark[sid[j]] == stamp:
         j += 1
     j_a = j
-    u_min = sv[j] if j < gs else INF
+    if j < gs:
+        u_min = sv[j]
+    elif extra_above == 0:
+        u_min = INF
+    else:
+        return np.nan
     j = lo - 1
     while j >= 0 and mark[sid[j]] == stamp:
         j -= 1
     j_b = j
-    u_max = sv[j] if j >= 0 else -INF
+    if j >= 0:
+        u_max = sv[j]
+    elif extra_below == 0:
+        u_max = -INF
+    else:
+        return np.nan
     n_hi = 0
     s_hi = 0.0
     n_ab = 0
@@ -152,6 +157,8 @@ def _topk_merge(sv, sid, pos, mark, stamp, T, k, ksum_old, ids, vals, buf, buf2)
                 buf2[nw] = sv[j]  # descending
                 nw += 1
             j -= 1
+        if nw < r and extra_below > 0:
+            return np.nan
         floor = buf2[nw - 1] if nw == r else -INF
         nl = 0
         for t in range(c):
@@ -181,6 +188,8 @@ def _topk_merge(sv, sid, pos, mark, stamp, T, k, ksum_old, ids, vals, buf, buf2)
             buf2[na] = sv[j]  # ascending
             na += 1
         j += 1
+    if na < r and extra_above > 0:
+        return np.nan
     ceil = buf2[na - 1] if na == r else INF
     nl = 0
     for t in range(c):
@@ -200,6 +209,194 @@ def _topk_merge(sv, sid, pos, mark, stamp, T, k, ksum_old, ids, vals, buf, buf2)
             s += buf[i2]
             i2 += 1
     return sum_a + s_hi - s
+
+
+@njit_inline
+def _topk_merge(sv, sid, pos, mark, stamp, T, k, ksum_old, ids, vals, buf, buf2):
+    """Exact new top-``k`` sum of a (row-balanced) group after some of its tiles change.
+
+    ``sv`` holds the group's old scores sorted ascending and ``sid`` their
+    (member-local) tile ids; ``pos[id]`` is the rank of a tile in its group,
+    ``T[id]`` its old score and ``mark`` a scratch stamp per tile.  ``ids`` are
+    the changed tiles and ``vals`` their new scores.
+    """
+    gs = sv.shape[0]
+    c = vals.shape[0]
+    if k <= 0:
+        return 0.0
+    if k >= gs:
+        s = ksum_old
+        for t in range(c):
+            s += vals[t] - T[ids[t]]
+        return s
+    lo = gs - k
+    c_kept = 0
+    sum_a = ksum_old
+    for t in range(c):
+        tid = ids[t]
+        mark[tid] = stamp
+        if pos[tid] >= lo:
+            c_kept += 1
+            sum_a -= T[tid]
+    return _topk_core(sv, sid, mark, stamp, lo, c_kept, sum_a, vals, 0, 0, buf, buf2)
+
+
+@njit_inline
+def _topk_band(svb, sidb, kept, mark, stamp, T, k, ksum_old, ids, vals, lo_th, hi_th, n_above, buf, buf2):
+    """Exact new top-``k`` sum of a global mask after some tiles change, or NaN.
+
+    ``svb``/``sidb`` is the sorted band: every tile whose score lies in
+    ``[lo_th, hi_th]``; ``n_above`` tiles score above it (all kept), the rest
+    below (all pruned); ``kept[id]`` says whether a tile is kept.
+    """
+    ntiles = T.shape[0]
+    bn = svb.shape[0]
+    c = vals.shape[0]
+    if k <= 0:
+        return 0.0
+    if k >= ntiles:
+        s = ksum_old
+        for t in range(c):
+            s += vals[t] - T[ids[t]]
+        return s
+    c_kept = 0
+    c_above = 0
+    c_below = 0
+    sum_a = ksum_old
+    for t in range(c):
+        tid = ids[t]
+        mark[tid] = stamp
+        old = T[tid]
+        if kept[tid] != 0:
+            c_kept += 1
+            sum_a -= old
+        if old > hi_th:
+            c_above += 1
+        elif old < lo_th:
+            c_below += 1
+    lo = bn - (k - n_above)
+    return _topk_core(svb, sidb, mark, stamp, lo, c_kept, sum_a, vals, n_above - c_above,
+                      ntiles - n_above - bn - c_below, buf, buf2)
+
+
+@njit
+def _topk_full(T, ids, vals, k, buf):
+    """Top-``k`` sum from scratch (fallback when the band does not decide it)."""
+    n = T.shape[0]
+    for t in range(n):
+        buf[t] = T[t]
+    for t in range(vals.shape[0]):
+        buf[ids[t]] = vals[t]
+    b = buf[:n]
+    b.sort()
+    s = 0.0
+    for t in range(n - k, n):
+        s += b[t]
+    return s
+
+
+@njit
+def band_rebuild(T, sv, sid, kept, k, mem, mi, bandf):
+    """Choose a new band around the top-``k`` boundary of ``T`` (a global-mask member).
+
+    Writes the band into ``sv``/``sid`` (sorted ascending), the kept flags of
+    every tile and the band's size, tiles above it and thresholds.
+    """
+    n = T.shape[0]
+    o = np.argsort(T)
+    b = n - k
+    if b < 0:
+        b = 0
+    start = b - BAND_HALF
+    end = b + BAND_HALF
+    if start < 0:
+        start = 0
+    if end > n:
+        end = n
+    if start > 0:
+        v = T[o[start]]
+        while start > 0 and T[o[start - 1]] == v:
+            start -= 1
+    if end < n:
+        v = T[o[end - 1]]
+        while end < n and T[o[end]] == v:
+            end += 1
+    bandf[mi, 0] = T[o[start]] if start > 0 else -INF
+    bandf[mi, 1] = T[o[end - 1]] if end < n else INF
+    bn = end - start
+    for j in range(bn):
+        sv[j] = T[o[start + j]]
+        sid[j] = o[start + j]
+    for j in range(n):
+        kept[o[j]] = 1 if j >= n - k else 0
+    mem[mi, M_BN] = bn
+    mem[mi, M_NABOVE] = n - end
+
+
+@njit
+def _band_apply(T, sv, sid, kept, k, mem, mi, bandf, ids, vals, hole, order, tmp_v, tmp_i, stats):
+    """Commit changed tile scores to a global-mask member: ``T``, the band, the kept flags."""
+    bn = mem[mi, M_BN]
+    n_above = mem[mi, M_NABOVE]
+    lo_th = bandf[mi, 0]
+    hi_th = bandf[mi, 1]
+    c = vals.shape[0]
+    svb = sv[:bn]
+    n_ins = 0
+    for t in range(c):
+        tid = ids[t]
+        old = T[tid]
+        new = vals[t]
+        if old > hi_th:
+            n_above -= 1
+        elif old >= lo_th:
+            j = np.searchsorted(svb, old)
+            while sid[j] != tid:
+                j += 1
+            hole[j] = 1
+        if new > hi_th:
+            n_above += 1
+        elif new >= lo_th:
+            v = new
+            j = n_ins - 1
+            while j >= 0 and vals[order[j]] > v:
+                order[j + 1] = order[j]
+                j -= 1
+            order[j + 1] = t
+            n_ins += 1
+        T[tid] = new
+        kept[tid] = 1 if new > hi_th else 0
+    i = 0
+    t = 0
+    w = 0
+    while True:
+        while i < bn and hole[i] != 0:
+            hole[i] = 0
+            i += 1
+        if t < n_ins and (i >= bn or vals[order[t]] <= sv[i]):
+            tmp_v[w] = vals[order[t]]
+            tmp_i[w] = ids[order[t]]
+            t += 1
+        elif i < bn:
+            tmp_v[w] = sv[i]
+            tmp_i[w] = sid[i]
+            i += 1
+        else:
+            break
+        w += 1
+    bn = w
+    for j in range(bn):
+        sv[j] = tmp_v[j]
+        sid[j] = tmp_i[j]
+    kb = k - n_above
+    for j in range(bn):
+        kept[sid[j]] = 1 if j >= bn - kb else 0
+    mem[mi, M_BN] = bn
+    mem[mi, M_NABOVE] = n_above
+    if (kb < BAND_MARGIN and hi_th < INF) or (bn - kb < BAND_MARGIN and lo_th > -INF) or bn > BAND_MAX:
+        if 0 < k < T.shape[0]:
+            band_rebuild(T, sv, sid, kept, k, mem, mi, bandf)
+            stats[ST_REBUILD] += 1
 
 
 @njit_inline
@@ -364,7 +561,7 @@ def _slot_of(slots, ns, a):
 
 
 @njit_inline
-def _eval_binding(mem, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, sid, pos, mark, ksum,
+def _eval_binding(mem, bandf, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, sid, pos, mark, ksum,
                   stats, slots, ch_id, ch_val, g_val, buf, buf2, gids, gvals):
     """Delta of the kept sum of member ``mi`` when positions ``p``, ``q`` swap.
 
@@ -452,8 +649,12 @@ def _eval_binding(mem, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, sid, pos,
     markm = mark[toff:toff + ntiles]
     if mem[mi, M_GLOBAL] == 1:
         stats[ST_STAMP] += 1
-        new = _topk_merge(svm, sidm, posm, markm, stats[ST_STAMP], Tm, k, ksum[goff_m],
-                          ch_id[:c], ch_val[:c], buf, buf2)
+        bn = mem[mi, M_BN]
+        new = _topk_band(svm[:bn], sidm[:bn], posm, markm, stats[ST_STAMP], Tm, k, ksum[goff_m],
+                         ch_id[:c], ch_val[:c], bandf[mi, 0], bandf[mi, 1], mem[mi, M_NABOVE], buf, buf2)
+        if new != new:
+            new = _topk_full(Tm, ch_id[:c], ch_val[:c], k, buf)
+            stats[ST_FALLBACK] += 1
         g_val[0] = new
         return new - ksum[goff_m], ns
     delta = 0.0
@@ -467,7 +668,28 @@ def _eval_binding(mem, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, sid, pos,
             delta += new - ksum[goff_m + a]
         return delta, ns
     # row-balanced, column move: every tile row has ns changed tiles
+    lo = nb - k
     for a in range(mb):
+        if ns == 2 and 0 < k and k < nb:
+            # fast path: both changed tiles keep their side of the boundary
+            t1 = ch_id[a]
+            t2 = ch_id[mb + a]
+            v1 = ch_val[a]
+            v2 = ch_val[mb + a]
+            k1 = posm[t1] >= lo
+            k2 = posm[t2] >= lo
+            if k1 and k2:
+                phi = svm[a * nb + lo - 1]          # largest pruned (unchanged)
+                if v1 > phi and v2 > phi:
+                    new = ksum[goff_m + a] + (v1 - Tm[t1]) + (v2 - Tm[t2])
+                    g_val[a] = new
+                    delta += new - ksum[goff_m + a]
+                    continue
+            elif not k1 and not k2:
+                theta = svm[a * nb + lo]            # smallest kept (unchanged)
+                if v1 < theta and v2 < theta:
+                    g_val[a] = ksum[goff_m + a]
+                    continue
         for s in range(ns):
             gids[s] = ch_id[s * mb + a]
             gvals[s] = ch_val[s * mb + a]
@@ -480,8 +702,8 @@ def _eval_binding(mem, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, sid, pos,
 
 
 @njit
-def _apply_binding(mem, mi, axis, unit, perm, pbase, p, q, ns, S, T, R, C, sv, sid, pos, ksum,
-                   slots, ch_id, ch_val, g_val, hole, order, tmp_v, tmp_i, gids, gvals):
+def _apply_binding(mem, bandf, mi, axis, unit, perm, pbase, p, q, ns, S, T, R, C, sv, sid, pos, ksum,
+                   slots, ch_id, ch_val, g_val, hole, order, tmp_v, tmp_i, gids, gvals, stats):
     """Commit an accepted swap to member ``mi``'s state (before the permutation itself swaps)."""
     if ns == 0:
         return
@@ -501,17 +723,20 @@ def _apply_binding(mem, mi, axis, unit, perm, pbase, p, q, ns, S, T, R, C, sv, s
     svm = sv[toff:toff + ntiles]
     sidm = sid[toff:toff + ntiles]
     posm = pos[toff:toff + ntiles]
-    for t in range(c):
-        Tm[ch_id[t]] = ch_val[t]
     if mem[mi, M_GLOBAL] == 1:
-        _merge_update(svm, sidm, posm, hole, ch_id[:c], ch_val[:c], order, tmp_v, tmp_i)
+        _band_apply(Tm, svm, sidm, posm, mem[mi, M_K], mem, mi, bandf, ch_id[:c], ch_val[:c], hole, order,
+                    tmp_v, tmp_i, stats)
         ksum[goff_m] = g_val[0]
     elif axis == 0:
+        for t in range(c):
+            Tm[ch_id[t]] = ch_val[t]
         for s in range(ns):
             a = slots[s]
             _resort_group(Tm, svm[a * nb:(a + 1) * nb], sidm[a * nb:(a + 1) * nb], posm)
             ksum[goff_m + a] = g_val[s]
     else:
+        for t in range(c):
+            Tm[ch_id[t]] = ch_val[t]
         for a in range(mb):
             for s in range(ns):
                 gids[s] = ch_id[s * mb + a]
@@ -554,7 +779,7 @@ def _apply_binding(mem, mi, axis, unit, perm, pbase, p, q, ns, S, T, R, C, sv, s
 
 
 @njit
-def run_moves(mem, perm_off, perm_cumw, bind_off, bind_mem, bind_axis, bind_unit, bind_soff, bind_choff,
+def run_moves(mem, bandf, perm_off, perm_cumw, bind_off, bind_mem, bind_axis, bind_unit, bind_soff, bind_choff,
               bind_goff, bind_ns, perm, best_perm, S, T, R, C, sv, sid, pos, mark, hole, ksum, slots, ch_id, ch_val,
               g_val, buf, buf2, gids, gvals, order, tmp_v, tmp_i, rand, n_moves, temp, alpha, probe, deltas,
               values, stats):
@@ -590,7 +815,7 @@ def run_moves(mem, perm_off, perm_cumw, bind_off, bind_mem, bind_axis, bind_unit
             so = bind_soff[bi]
             co = bind_choff[bi]
             go = bind_goff[bi]
-            d, ns = _eval_binding(mem, bind_mem[bi], bind_axis[bi], bind_unit[bi], perm, pbase, p, q, T, R, C,
+            d, ns = _eval_binding(mem, bandf, bind_mem[bi], bind_axis[bi], bind_unit[bi], perm, pbase, p, q, T, R, C,
                                   sv, sid, pos, mark, ksum, stats, slots[so:], ch_id[co:], ch_val[co:],
                                   g_val[go:], buf, buf2, gids, gvals)
             bind_ns[bi] = ns
@@ -610,9 +835,9 @@ def run_moves(mem, perm_off, perm_cumw, bind_off, bind_mem, bind_axis, bind_unit
                 so = bind_soff[bi]
                 co = bind_choff[bi]
                 go = bind_goff[bi]
-                _apply_binding(mem, bind_mem[bi], bind_axis[bi], bind_unit[bi], perm, pbase, p, q, bind_ns[bi],
+                _apply_binding(mem, bandf, bind_mem[bi], bind_axis[bi], bind_unit[bi], perm, pbase, p, q, bind_ns[bi],
                                S, T, R, C, sv, sid, pos, ksum, slots[so:], ch_id[co:], ch_val[co:],
-                               g_val[go:], hole, order, tmp_v, tmp_i, gids, gvals)
+                               g_val[go:], hole, order, tmp_v, tmp_i, gids, gvals, stats)
             tmp = perm[pbase + p]
             perm[pbase + p] = perm[pbase + q]
             perm[pbase + q] = tmp

@@ -233,7 +233,8 @@ class AnnealState:
         self.perm = np.zeros(int(self.perm_off[-1]), dtype=np.int64)
         self.best_perm = np.zeros_like(self.perm)
         self.values = np.zeros(2)
-        self.stats = np.zeros(4, dtype=np.int64)
+        self.stats = np.zeros(K.N_STATS, dtype=np.int64)
+        self.bandf = np.zeros((nm_, 2))
         self.set_perms(perms)
 
     # ------------------------------------------------------------------ state
@@ -267,12 +268,9 @@ class AnnealState:
                 self.C[co:co + S.shape[1] * mb] = col_profile(Sr, h).ravel()
             g0, kk = row[K.M_GOFF], row[K.M_K]
             if row[K.M_GLOBAL]:
-                o = np.argsort(T.ravel(), kind="stable")
-                sv = T.ravel()[o]
-                self.sv[t0:t0 + mb * nb] = sv
-                self.sid[t0:t0 + mb * nb] = o
-                self.pos[t0 + o] = np.arange(mb * nb)
-                self.ksum[g0] = sv[mb * nb - kk:].sum() if kk > 0 else 0.0
+                sl = slice(t0, t0 + mb * nb)
+                K.band_rebuild(self.T[sl], self.sv[sl], self.sid[sl], self.pos[sl], kk, self.mem, mi, self.bandf)
+                self.ksum[g0] = np.sort(T.ravel())[mb * nb - kk:].sum() if kk > 0 else 0.0
             else:
                 o = np.argsort(T, axis=1, kind="stable")
                 sv = np.take_along_axis(T, o, axis=1)
@@ -310,7 +308,7 @@ class AnnealState:
     def _call(self, rand, temp, alpha, probe, deltas):
         n = rand.shape[0]
         return self.k.run_moves(
-            self.mem, self.perm_off, self.perm_cumw, self.bind_off, self.bind_mem, self.bind_axis, self.bind_unit,
+            self.mem, self.bandf, self.perm_off, self.perm_cumw, self.bind_off, self.bind_mem, self.bind_axis, self.bind_unit,
             self.bind_soff, self.bind_choff, self.bind_goff, self.bind_ns, self.perm, self.best_perm, self.S,
             self.T, self.R, self.C, self.sv, self.sid, self.pos, self.mark, self.hole, self.ksum, self.slots, self.ch_id,
             self.ch_val, self.g_val, self.buf, self.buf2, self.gids, self.gvals, self.order, self.tmp_v,
