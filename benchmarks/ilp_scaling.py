@@ -51,11 +51,12 @@ def run_row(m, n, tile, family, mask, seeds, time_limit, axis="rows", **options)
     }
 
 
-def print_table(rows):
+def print_table(rows, header=True):
     head = ["size", "tile", "family", "mask", "axis", "options", "proved", "median_s", "max_s", "max_gap",
             "vs_hungarian"]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "|".join("---" for _ in head) + "|")
+    if header:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join("---" for _ in head) + "|")
     for r in rows:
         cells = []
         for h in head:
@@ -80,7 +81,7 @@ def main(argv=None):
         for family in ("random", "lognormal"):
             for opts in ({}, {"backend": "scip"}, {"model": "compact"}):
                 rows.append(run_row(16, 16, (4, 4), family, "global", seeds, 60, **opts))
-                print_table(rows[-1:])
+                print_table(rows[-1:], header=False)
         print()
         print_table(rows)
         return
@@ -91,11 +92,11 @@ def main(argv=None):
         for family in ("random", "lognormal"):
             for mask in ("global", "row-balanced"):
                 rows.append(run_row(m, n, (4, 4), family, mask, seeds, limit))
-                print_table(rows[-1:])
+                print_table(rows[-1:], header=False)
     # the columns axis on one size
     for mask in ("global", "row-balanced"):
         rows.append(run_row(32, 32, (4, 4), "random", mask, seeds, 60, axis="cols"))
-        print_table(rows[-1:])
+        print_table(rows[-1:], header=False)
     print()
     print_table(rows)
 

@@ -602,8 +602,8 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         t_it = time.perf_counter() - t1
         q_master = np.concatenate([q_master, new])
         keep_master = np.vstack([keep_master, keep[new]])
-    # safety margin for float arithmetic in the duals
-    lagr = lagr + 1e-9 * max(1.0, abs(lagr))
+    # b.y + blocks*max(0, max rc) is a valid bound for any y; the margin covers our float sums
+    lagr = lagr + 1e-12 * max(1.0, abs(lagr))
     run.info.update(cg_iterations=it, lp_bound=lagr, patterns=len(cols.subs), cg_seconds=time.perf_counter() - t0)
     if y is None:
         run.proven_bound = problem.bound
@@ -613,45 +613,72 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
     rc_pos = max(0.0, float(rc.max()))
     proven = lagr
     status = "LP"
-    # ---- 2./3. reduced-cost fixing and the integer program, tightened as the incumbent improves
+    # The integer program's columns: with CP-SAT and a mask that fixes the kept set of a
+    # block from its size (global: the j best; balanced per free block: the kb best),
+    # explicit columns (subset, j) with no linking variables; otherwise subsets with
+    # kept-tile variables w[S, b].  ``rcx`` is the reduced cost of each column.
+    explicit = o["backend"] == "cp-sat" and bm.balanced != "fixed"
+    if explicit:
+        Fall = np.hstack([np.zeros((len(cols.T), 1)), np.cumsum(-np.sort(-cols.T, axis=1), axis=1)])
+        piS = np.append(y[:n], 0.0)[cols.subs].sum(axis=1) + y[n:n + len(cols.fam_count)][cols.fam]
+        if bm.balanced is None:
+            J = nfix + 1
+            rcx = (Fall - np.arange(J) * cols._mu(y)[0] - piS[:, None]).ravel()
+        else:
+            J = 1
+            rcx = Fall[:, bm.kb] - piS
+        unit = bm.side + 2
+    else:
+        J, rcx, unit = 1, rc, nfix + 1
+
+    def incumbent_items():
+        q_inc, keep_inc = incumbent_columns()
+        if explicit and bm.balanced is None:
+            return q_inc * J + keep_inc.sum(axis=1)
+        return q_inc
+
     # first a small restricted program (the best columns by reduced cost) to raise the
     # incumbent, which shrinks the survivors of the fixing; then the exact program
     cap = 8 * n
-    rate = 5e-5 if o["backend"] == "cp-sat" else 1e-4   # seconds to build, per (subset, fixed block)
+    rate = 2e-5 if o["backend"] == "cp-sat" else 4e-5   # seconds to build, per unit of the program
     rounds = 0
     survive = np.zeros(0, dtype=np.int64)
     while True:
         rounds += 1
         V = run.best
-        tol = 1e-9 * max(1.0, abs(V))
+        tol = 1e-10 * max(1.0, abs(V))
         if lagr <= V + tol:
             status = "OPTIMAL"
             proven = min(proven, max(lagr, V))
             break
-        # a solution using subset S is worth at most b.y + rc(S) + (nblocks-1) rc_pos
+        # a solution using column c is worth at most b.y + rc(c) + (nblocks-1) rc_pos
         limit = V - tol - float(b @ y) - (nblocks - 1) * rc_pos
-        survive = np.flatnonzero(rc >= limit)
-        q_inc, _ = incumbent_columns()
+        survive = np.flatnonzero(rcx >= limit)
+        q_inc = incumbent_items()
         exact = len(survive) <= cap
         if exact:
             q = np.union1d(survive, q_inc)
         else:
-            q = np.union1d(np.argsort(-rc, kind="stable")[:cap], q_inc)
+            q = np.union1d(np.argsort(-rcx, kind="stable")[:cap], q_inc)
         if not exact:
             q = q[: max(len(q_inc), int(o["mip_columns"]))]
         if run.time_limit is not None:
             # building the program costs time too: keep what can be built in half the time left
-            fits = int(0.5 * max(0.0, run.time_left() - _MARGIN * run.time_limit) / (rate * (nfix + 1)))
+            fits = int(0.5 * max(0.0, run.time_left() - _MARGIN * run.time_limit) / (rate * unit))
             if fits < len(q):
                 exact = False
-                q = np.union1d(np.argsort(-rc, kind="stable")[:fits], q_inc)
+                q = np.union1d(np.argsort(-rcx, kind="stable")[:fits], q_inc)
             if run.time_left() < 0.1 * run.time_limit or fits < len(q_inc):
                 break
         share = 1.0 if exact else 0.3
-        mip = _pattern_mip if o["backend"] == "cp-sat" else _pattern_mip_scip
-        st, bnd = mip(o, problem, bm, cols, q, run, rng, share)
+        if explicit:
+            st, bnd = _explicit_mip(o, problem, bm, cols, q // J, (q % J) if J > 1 else np.full(len(q), bm.kb),
+                                    Fall, run, rng, share)
+        else:
+            mip = _pattern_mip if o["backend"] == "cp-sat" else _pattern_mip_scip
+            st, bnd = mip(o, problem, bm, cols, q, run, rng, share)
         if run.info.get("last_build_seconds"):
-            rate = max(rate, run.info["last_build_seconds"] / (len(q) * (nfix + 1)))
+            rate = max(rate, run.info["last_build_seconds"] / (len(q) * unit))
         run.info.setdefault("mip_rounds", []).append({
             "columns": int(len(q)), "survivors": int(len(survive)), "exact": bool(exact), "status": st,
             "build_s": run.info.pop("last_build_seconds", None), "solve_s": run.info.pop("last_solve_seconds", None)})
@@ -661,8 +688,9 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
                 # solutions using a dropped subset are worth < V <= run.best
                 proven = min(proven, max(bnd, V))
             break
-        # next: the exact program if small enough, else a larger restricted one
-        cap = int(o["mip_columns"]) if run.best > V else max(cap * 4, int(o["mip_columns"]))
+        # next: a restricted program twice as large (each one raises the incumbent and so
+        # shrinks the survivors), until the survivors fit
+        cap *= 2
     run.proven_bound = min(proven, problem.bound)
     run.info.update(status=status, best_bound=run.proven_bound, gap=_gap(run.best, run.proven_bound),
                     survivors=int(len(survive)))
@@ -838,3 +866,74 @@ def _pattern_mip_scip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, s
         run.nit += 1
         return name, float(obj.BestBound())
     return name, None
+
+
+def _explicit_mip(o, problem, bm, cols: _Columns, qs: np.ndarray, js: np.ndarray, Fall: np.ndarray,
+                  run, rng, share: float):
+    """Set partitioning over columns (subset qs[c], keeps its js[c] best tiles), CP-SAT."""
+    from ortools.sat.python import cp_model
+
+    t0 = time.perf_counter()
+    n, nc = cols.n, len(qs)
+    val = Fall[qs, js]
+    scale = max(1, bm.n_free) / (float(o["precision"]) * problem.bound)   # one rounding per block
+    vc = _scaled(val, scale)
+    model = cp_model.CpModel()
+    lam = [model.NewBoolVar(f"c{c}") for c in range(nc)]
+    sub = cols.subs[qs]
+    # cover every item once: owners of item i, vectorised
+    rows, cc = np.nonzero(sub < n)
+    items = sub[rows, cc]
+    order = np.argsort(items, kind="stable")
+    items, rows = items[order], rows[order]
+    cuts = np.searchsorted(items, np.arange(n + 1))
+    for i in range(n):
+        model.AddExactlyOne([lam[c] for c in rows[cuts[i]:cuts[i + 1]]])
+    fam = cols.fam[qs]
+    for f, cnt in enumerate(cols.fam_count):
+        model.Add(cp_model.LinearExpr.Sum([lam[c] for c in np.flatnonzero(fam == f)]) == int(cnt))
+    if bm.balanced is None:
+        model.Add(cp_model.LinearExpr.WeightedSum(lam, js.tolist()) == bm.k)
+    model.Maximize(cp_model.LinearExpr.WeightedSum(lam, vc.tolist()))
+    # hint: the incumbent
+    block_of, keep = _incumbent_blocks(problem, bm, run)
+    q_inc, _ = cols.columns_of(block_of, keep, bm)
+    j_inc = keep.sum(axis=1) if bm.balanced is None else np.full(len(q_inc), bm.kb)
+    inc = set(zip(q_inc.tolist(), j_inc.tolist()))
+    for c in range(nc):
+        model.AddHint(lam[c], (int(qs[c]), int(js[c])) in inc)
+
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.random_seed = int(rng.integers(2**31 - 1))
+    p.num_workers = int(o["num_workers"])
+    if p.num_workers > 1:
+        p.interleave_search = True
+    p.log_search_progress = bool(o["log"])
+    if run.time_limit is not None:
+        p.max_time_in_seconds = max(0.01, share * (run.time_left() - _MARGIN * run.time_limit))
+    lam_idx = np.array([v.Index() for v in lam])
+
+    class _Callback(cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(cb):
+            sol = np.asarray(cb.response_proto.solution, dtype=np.int64)
+            on = np.flatnonzero(sol[lam_idx] > 0)
+            on = on[np.argsort(fam[on], kind="stable")]     # full blocks first, the short one last
+            blk = np.empty(n, dtype=np.int64)
+            for a, c in enumerate(on):
+                blk[sub[c][sub[c] < n]] = a
+            run.offer({bm.perm_name: bm.perm_from_blocks(blk)})
+            run.nit += 1
+
+    run.info["last_build_seconds"] = time.perf_counter() - t0
+    status = solver.Solve(model, _Callback())
+    run.info["last_solve_seconds"] = solver.WallTime()
+    name = solver.StatusName(status)
+    if name in ("MODEL_INVALID", "INFEASIBLE"):
+        raise RuntimeError(f"ilp: CP-SAT returned {name} on the pattern program; this is a bug")
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return name, None
+    bnd = solver.BestObjectiveBound()
+    if not np.isfinite(bnd):
+        return name, None
+    return name, math.nextafter(float(bnd) / scale, math.inf)
