@@ -178,7 +178,7 @@ class ILP(Solver):
     options = {
         "start": "hungarian",     # heuristic giving the hint: hungarian, greedy or none
         "model": "auto",          # patterns (set partitioning), compact (rows to blocks), auto
-        "max_patterns": 200_000,  # auto: patterns when C(n, h) is at most this, else compact
+        "max_patterns": 1_000_000,  # auto: patterns when C(n, h) is at most this, else compact
         "backend": "cp-sat",      # integer program of the patterns model: cp-sat or scip (pywraplp)
         "mip_columns": 10_000,    # patterns: most subsets in one restricted integer program
         "num_workers": 1,         # CP-SAT workers (1 is deterministic; >1 uses interleave_search)
@@ -429,6 +429,15 @@ def _gap(value: float, bound: float) -> float:
 # 3. The integer program over the surviving subsets goes to CP-SAT (or SCIP).
 
 
+def _top(values: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` largest values, largest first (ties by index)."""
+    count = max(0, min(int(count), len(values)))
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    idx = np.argpartition(-values, count - 1)[:count] if count < len(values) else np.arange(len(values))
+    return idx[np.lexsort((idx, -values[idx]))]
+
+
 def _n_patterns(bm: BlockModel) -> int:
     n = bm.R.shape[0]
     total = math.comb(n, bm.side)
@@ -469,10 +478,11 @@ class _Columns:
         ends = np.cumsum([len(p) for p in parts])
         self._fam_range = [(int(e - len(p)), int(e)) for e, p in zip(ends, parts)]
         self._keys = self._key(self.subs)                      # sorted within each family
+        self.subs_t = np.ascontiguousarray(self.subs.T)       # (side, nS): fast gathers
         Rp = np.vstack([bm.R, np.zeros((1, nfix))])
-        self.T = Rp[self.subs[:, 0]]                           # (nS, nfix): the blocks' tile sums
+        self.T = Rp[self.subs_t[0]]                            # (nS, nfix): the blocks' tile sums
         for t in range(1, bm.side):
-            self.T += Rp[self.subs[:, t]]
+            self.T += Rp[self.subs_t[t]]
         self.balanced, self.k, self.kb = bm.balanced, bm.k, bm.kb
         self.n_mask_rows = {None: 1, "fixed": nfix, "free": 0}[bm.balanced]
         self.n_rows = n + len(fams) + self.n_mask_rows
@@ -490,15 +500,22 @@ class _Columns:
         keep = D > 0
         return keep, np.where(keep, D, 0.0).sum(axis=1)
 
-    def reduced_costs(self, y: np.ndarray, q: np.ndarray | None = None):
-        """Reduced cost of the best column of every subset (or of subsets ``q``)."""
+    def reduced_costs(self, y: np.ndarray) -> np.ndarray:
+        """Reduced cost of the best column of every subset, for duals ``y``."""
         n = self.n
         pi = np.append(y[:n], 0.0)
-        sig = y[n:n + len(self.fam_count)]
-        mu = self._mu(y)
-        q = np.arange(len(self.subs)) if q is None else q
-        keep, priced = self.best_keep(q, mu)
-        return priced - pi[self.subs[q]].sum(axis=1) - sig[self.fam[q]], keep
+        if self.balanced == "free":
+            if not hasattr(self, "_topkb"):
+                self._topkb = self.best_keep(np.arange(len(self.T)), None)[1]
+            rc = self._topkb.copy()
+        else:
+            D = self.T - self._mu(y)
+            np.maximum(D, 0.0, out=D)
+            rc = D.sum(axis=1)
+        for t in range(self.side):
+            rc -= pi[self.subs_t[t]]
+        rc -= y[n:n + len(self.fam_count)][self.fam]
+        return rc
 
     def _mu(self, y):
         off = self.n + len(self.fam_count)
@@ -593,7 +610,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         if res.status != 0:
             break
         y = -res.eqlin.marginals
-        rc, keep = cols.reduced_costs(y)
+        rc = cols.reduced_costs(y)
         lagr = min(lagr, float(b @ y) + nblocks * max(0.0, float(rc.max())))
         new = np.flatnonzero(rc > 1e-9 * max(1.0, abs(lagr)))
         if len(new) == 0:
@@ -601,7 +618,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         new = new[np.argsort(-rc[new], kind="stable")[:max(50, 4 * n)]]
         t_it = time.perf_counter() - t1
         q_master = np.concatenate([q_master, new])
-        keep_master = np.vstack([keep_master, keep[new]])
+        keep_master = np.vstack([keep_master, cols.best_keep(new, cols._mu(y))[0]])
     # b.y + blocks*max(0, max rc) is a valid bound for any y; the margin covers our float sums
     lagr = lagr + 1e-12 * max(1.0, abs(lagr))
     run.info.update(cg_iterations=it, lp_bound=lagr, patterns=len(cols.subs), cg_seconds=time.perf_counter() - t0)
@@ -609,7 +626,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         run.proven_bound = problem.bound
         run.info.update(status="NOT_STARTED", best_bound=problem.bound, gap=_gap(run.best, problem.bound))
         return
-    rc, _ = cols.reduced_costs(y)
+    rc = cols.reduced_costs(y)
     rc_pos = max(0.0, float(rc.max()))
     proven = lagr
     status = "LP"
@@ -659,7 +676,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         if exact:
             q = np.union1d(survive, q_inc)
         else:
-            q = np.union1d(np.argsort(-rcx, kind="stable")[:cap], q_inc)
+            q = np.union1d(_top(rcx, cap), q_inc)
         if not exact:
             q = q[: max(len(q_inc), int(o["mip_columns"]))]
         if run.time_limit is not None:
@@ -667,7 +684,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
             fits = int(0.5 * max(0.0, run.time_left() - _MARGIN * run.time_limit) / (rate * unit))
             if fits < len(q):
                 exact = False
-                q = np.union1d(np.argsort(-rcx, kind="stable")[:fits], q_inc)
+                q = np.union1d(_top(rcx, fits), q_inc)
             if run.time_left() < 0.1 * run.time_limit or fits < len(q_inc):
                 break
         share = 1.0 if exact else 0.3
