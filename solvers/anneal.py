@@ -19,8 +19,10 @@ start : ``"hungarian"`` (default), ``"greedy"`` or ``"identity"``
     time limit), so the result is never worse than that solver's.
 moves : int or None
     Moves per restart.  None: with a time limit, the schedule follows the
-    clock (each restart gets an equal share of the remaining time); without
-    one, ``moves_per_unit * units`` moves (at least 100 000).
+    clock (each restart gets an equal share of the remaining time) unless that
+    share would buy more than ``max_moves_per_unit * units`` moves (small
+    problems), which are then run as a fixed schedule; without a time limit,
+    ``moves_per_unit * units`` moves (at least 100 000 either way).
 restarts : int
 t0_factor, t_end_factor : float
     Start temperature = ``t0_factor`` x the mean loss of the worsening moves
@@ -335,7 +337,8 @@ class Anneal(Solver):
         "start": "hungarian",
         "moves": None,
         "moves_per_unit": 2000,
-        "restarts": 3,
+        "max_moves_per_unit": 20000,
+        "restarts": 1,
         "t0_factor": 1.0,
         "t_end_factor": 1e-3,
         "calib_moves": 2000,
@@ -398,8 +401,9 @@ class Anneal(Solver):
         if units == 0 or run.expired():
             return
         restarts = int(o["restarts"])
-        clock = o["moves"] is None and run.time_limit is not None
+        timed = o["moves"] is None and run.time_limit is not None
         per_restart = int(o["moves"]) if o["moves"] is not None else max(100_000, int(o["moves_per_unit"]) * units)
+        cap = max(100_000, int(o["max_moves_per_unit"]) * units)
         chunk = 4096
         t_begin = time.perf_counter()
         last_offer = t_begin
@@ -409,7 +413,9 @@ class Anneal(Solver):
             if run.expired():
                 break
             max_drift = max(max_drift, abs(st.set_perms(run.best_perms)))
+            tp = time.perf_counter()
             deltas = st.probe(rng.random((int(o["calib_moves"]), 4)))
+            rate = deltas.size / max(time.perf_counter() - tp, 1e-9)
             neg = -deltas[deltas < 0]
             scale = float(neg.mean()) if neg.size else float(np.abs(deltas).mean())
             if not scale > 0:
@@ -419,7 +425,12 @@ class Anneal(Solver):
             run.info["t0"].append(t0)
             temp = t0
             r_start = time.perf_counter()
-            budget = run.time_left() / (restarts - r) if clock else None
+            budget = run.time_left() / (restarts - r) if timed else None
+            # clock-driven schedule, unless the time share would buy more than
+            # ``cap`` moves (small problems): then a fixed, shorter schedule
+            clock = timed and 0.5 * rate * budget < cap
+            if timed and not clock:
+                per_restart = cap
             done = 0
             while True:
                 if clock:
@@ -457,4 +468,5 @@ class Anneal(Solver):
         moves = int(st.stats[st.k.ST_MOVES])
         run.nit = moves
         run.info.update(moves=moves, accepted=int(st.stats[st.k.ST_ACCEPTED]), max_drift=max_drift,
+                        band_rebuilds=int(st.stats[st.k.ST_REBUILD]), band_fallbacks=int(st.stats[st.k.ST_FALLBACK]),
                         moves_per_second=moves / elapsed if elapsed > 0 else float("nan"))
