@@ -630,11 +630,11 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
     rc_pos = max(0.0, float(rc.max()))
     proven = lagr
     status = "LP"
-    # The integer program's columns: with CP-SAT and a mask that fixes the kept set of a
+    # The integer program's columns: with a mask that fixes the kept set of a
     # block from its size (global: the j best; balanced per free block: the kb best),
     # explicit columns (subset, j) with no linking variables; otherwise subsets with
     # kept-tile variables w[S, b].  ``rcx`` is the reduced cost of each column.
-    explicit = o["backend"] == "cp-sat" and bm.balanced != "fixed"
+    explicit = bm.balanced != "fixed"
     if explicit:
         Fall = np.hstack([np.zeros((len(cols.T), 1)), np.cumsum(-np.sort(-cols.T, axis=1), axis=1)])
         piS = np.append(y[:n], 0.0)[cols.subs].sum(axis=1) + y[n:n + len(cols.fam_count)][cols.fam]
@@ -888,6 +888,8 @@ def _pattern_mip_scip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, s
 def _explicit_mip(o, problem, bm, cols: _Columns, qs: np.ndarray, js: np.ndarray, Fall: np.ndarray,
                   run, rng, share: float):
     """Set partitioning over columns (subset qs[c], keeps its js[c] best tiles), CP-SAT."""
+    if o["backend"] == "scip":
+        return _explicit_mip_scip(o, problem, bm, cols, qs, js, Fall, run, rng, share)
     from ortools.sat.python import cp_model
 
     t0 = time.perf_counter()
@@ -954,3 +956,62 @@ def _explicit_mip(o, problem, bm, cols: _Columns, qs: np.ndarray, js: np.ndarray
     if not np.isfinite(bnd):
         return name, None
     return name, math.nextafter(float(bnd) / scale, math.inf)
+
+
+def _explicit_mip_scip(o, problem, bm, cols: _Columns, qs, js, Fall, run, rng, share):
+    """:func:`_explicit_mip` through SCIP (pywraplp, floating point, gap 0)."""
+    from ortools.linear_solver import pywraplp
+
+    t0 = time.perf_counter()
+    n, nc = cols.n, len(qs)
+    val = Fall[qs, js]
+    s = pywraplp.Solver.CreateSolver("SCIP")
+    lam = [s.BoolVar(f"c{c}") for c in range(nc)]
+    sub = cols.subs[qs]
+    rows, cc = np.nonzero(sub < n)
+    items = sub[rows, cc]
+    order = np.argsort(items, kind="stable")
+    items, rows = items[order], rows[order]
+    cuts = np.searchsorted(items, np.arange(n + 1))
+    for i in range(n):
+        s.Add(s.Sum([lam[c] for c in rows[cuts[i]:cuts[i + 1]]]) == 1)
+    fam = cols.fam[qs]
+    for f, cnt in enumerate(cols.fam_count):
+        s.Add(s.Sum([lam[c] for c in np.flatnonzero(fam == f)]) == int(cnt))
+    if bm.balanced is None:
+        ct = s.Constraint(float(bm.k), float(bm.k))
+        for c in range(nc):
+            ct.SetCoefficient(lam[c], float(js[c]))
+    obj = s.Objective()
+    for c in range(nc):
+        obj.SetCoefficient(lam[c], float(val[c]))
+    obj.SetMaximization()
+    block_of, keep = _incumbent_blocks(problem, bm, run)
+    q_inc, _ = cols.columns_of(block_of, keep, bm)
+    j_inc = keep.sum(axis=1) if bm.balanced is None else np.full(len(q_inc), bm.kb)
+    inc = set(zip(q_inc.tolist(), j_inc.tolist()))
+    s.SetHint(lam, [1.0 if (int(qs[c]), int(js[c])) in inc else 0.0 for c in range(nc)])
+    s.SetNumThreads(1)
+    s.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {int(rng.integers(2**20))}\n"
+                                          "limits/gap = 0\nlimits/absgap = 0\n")
+    if o["log"]:
+        s.EnableOutput()
+    if run.time_limit is not None:
+        s.SetTimeLimit(int(1000 * max(0.01, share * (run.time_left() - _MARGIN * run.time_limit))))
+    run.info["last_build_seconds"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    st = s.Solve()
+    run.info["last_solve_seconds"] = time.perf_counter() - t1
+    name = {pywraplp.Solver.OPTIMAL: "OPTIMAL", pywraplp.Solver.FEASIBLE: "FEASIBLE"}.get(st, f"STATUS_{st}")
+    if st not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        return name, None
+    lv = np.array([v.solution_value() for v in lam])
+    on = np.flatnonzero(lv > 0.5)
+    on = on[np.argsort(fam[on], kind="stable")]
+    blk = np.empty(n, dtype=np.int64)
+    for a, c in enumerate(on):
+        blk[sub[c][sub[c] < n]] = a
+    run.offer({bm.perm_name: bm.perm_from_blocks(blk)})
+    run.nit += 1
+    # SCIP's dual bound carries its feasibility tolerances (about 1e-9 relative here)
+    return name, float(obj.BestBound())
