@@ -1,0 +1,132 @@
+"""Moves per second of the ``anneal`` kernel (one CPU core).
+
+    .venv/bin/python benchmarks/anneal_speed.py [--size 1024] [--tile 16x16] [--axis rows]
+        [--repeats 5] [--moves 1000000] [--cold] [--json PATH]
+
+For each mask (global, row-balanced) on a ``size x size`` lognormal-scaled
+matrix (sparsity 0.5) it reports, as the median of ``--repeats`` runs:
+
+* ``eval``: moves evaluated per second without applying any (the incremental
+  delta alone: profile rows, tile scores, exact top-k update);
+* ``anneal@f t0``: Metropolis moves per second at the fixed temperature
+  ``f * t0`` (``t0`` = the schedule's start, the mean loss of a worsening move
+  at the identity), ``f`` = 1, 0.1, 0.01, with the acceptance measured
+  (accepted moves also update the sorted structures, so the rate depends on
+  the acceptance);
+* ``schedule``: a whole geometric schedule (``t0`` to ``1e-3 t0``) run through
+  ``AnnealState`` exactly as the solver does.
+
+Rates are per second of this process's CPU time (``time.process_time``), so
+other load on a shared machine slows them less than wall time would; wall
+rates are printed too.  ``--cold`` first measures the JIT compile time in a
+fresh process with an empty numba cache.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def cold_compile_seconds() -> float:
+    """Compile time of the kernel from scratch, in a fresh process with an empty cache."""
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, NUMBA_CACHE_DIR=d)
+        code = ("import time; t=time.perf_counter(); from permsolve.solvers.anneal import warmup; "
+                "warmup(); print(time.perf_counter()-t)")
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+
+def timed(fn):
+    c, w = time.process_time(), time.perf_counter()
+    fn()
+    return time.process_time() - c, time.perf_counter() - w
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--tile", default="16x16")
+    ap.add_argument("--axis", default="rows", choices=["rows", "cols", "both"])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--moves", type=int, default=1_000_000, help="moves per timed run")
+    ap.add_argument("--cold", action="store_true", help="also measure the JIT compile time from an empty cache")
+    ap.add_argument("--json", default=None, metavar="PATH")
+    a = ap.parse_args(argv)
+
+    from permsolve import TileProblem, parse_tile
+    from permsolve.solvers.anneal import AnnealState, warmup
+
+    out = {"size": a.size, "tile": a.tile, "axis": a.axis, "repeats": a.repeats, "moves": a.moves}
+    if a.cold:
+        out["jit_cold_seconds"] = cold_compile_seconds()
+        print(f"JIT compile from an empty cache: {out['jit_cold_seconds']:.1f} s")
+    t = time.perf_counter()
+    warmup()
+    out["jit_warm_seconds"] = time.perf_counter() - t
+    print(f"kernel load from the on-disk cache (once per process): {out['jit_warm_seconds']:.2f} s")
+
+    tile = parse_tile(a.tile)
+    rng = np.random.default_rng(0)
+    n = a.size
+    S = rng.lognormal(size=(n, n)) * rng.lognormal(sigma=0.5, size=(n, 1)) * rng.lognormal(sigma=0.5, size=(1, n))
+    out["results"] = {}
+    print(f"{n}x{n}, tile {tile[0]}x{tile[1]}, axis {a.axis}, sparsity 0.5; "
+          f"median of {a.repeats} runs of {a.moves} moves; moves/s per CPU second (wall in brackets)")
+    for mask in ("global", "row-balanced"):
+        p = TileProblem.from_matrix(S, tile=tile, sparsity=0.5, mask=mask, axis=a.axis)
+        st = AnnealState(p, p.identity())
+        d = st.probe(rng.random((20_000, 4)))
+        t0 = float(-d[d < 0].mean())
+        rows = {}
+
+        def rate(label, fn):
+            cpu, wall = [], []
+            for _ in range(a.repeats):
+                c, w = fn()
+                cpu.append(a.moves / c)
+                wall.append(a.moves / w)
+            rows[label] = {"cpu": statistics.median(cpu), "wall": statistics.median(wall)}
+
+        u = rng.random((a.moves, 4))
+        rate("eval", lambda: timed(lambda: st.probe(u)))
+        # fixed temperatures: the schedule's start t0 (mean loss of a worsening
+        # move at the start), a tenth and a hundredth of it
+        base = st.perms()
+        for frac in (1.0, 0.1, 0.01):
+            temp = frac * t0
+
+            def one(temp=temp):
+                st.set_perms(base)
+                a0 = st.stats[1]
+                r = timed(lambda: st.run(u, temp, 1.0))
+                one.acc = (st.stats[1] - a0) / a.moves
+                return r
+            rate(f"anneal@{frac:g}t0", one)
+            rows[f"anneal@{frac:g}t0"]["acceptance"] = float(one.acc)
+        alpha = 1e-3 ** (1.0 / a.moves)
+
+        def sched():
+            st.set_perms(p.identity())
+            return timed(lambda: st.run(u, t0, alpha))
+        rate("schedule", sched)
+        out["results"][mask] = rows
+        for label, r in rows.items():
+            extra = f", acceptance {r['acceptance']:.3f}" if "acceptance" in r else ""
+            print(f"  {mask:13s} {label:13s} {r['cpu']:10.3e} moves/s  [{r['wall']:.3e}]{extra}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
