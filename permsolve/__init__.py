@@ -19,6 +19,16 @@ from .result import SolveResult
 
 __version__ = "0.1.0"
 
+_LAZY = {"permute_model": "permsolve.torch.permute", "prune_model": "permsolve.torch.prune"}
+
+
+def __getattr__(name):  # lazy: ``import permsolve`` must not import torch
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'permsolve' has no attribute {name!r}")
+
 __all__ = ["TileProblem", "Member", "SolveResult", "Solver", "solve", "solvers", "get_solver",
            "register", "importance", "METRICS", "MASKS", "Mask", "get_mask", "register_mask",
-           "parse_tile", "__version__"]
+           "parse_tile", "__version__", "permute_model", "prune_model"]

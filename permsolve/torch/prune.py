@@ -1,0 +1,261 @@
+"""Tile pruning of a PyTorch model, after an optional channel permutation.
+
+:func:`prune_model` permutes the model (:func:`~permsolve.torch.permute.permute_model`;
+solver ``identity`` means plain tile pruning), then zeroes whole tiles of
+every Linear and Conv weight with :class:`TilePruning`, a
+``torch.nn.utils.prune.BasePruningMethod``: the mask is a buffer applied by a
+forward pre-hook, so it stays in force while the model is fine-tuned, and
+``torch.nn.utils.prune.remove`` makes it permanent.
+
+Tiles are ``h x w`` blocks of the matrix view ``(out, in*kh*kw)``.  A tile
+that runs past the edge of a matrix (every tile, when the tile is larger than
+the matrix) is zero-padded: its score is the sum of its real entries, and its
+*mean* (the global rule) divides by ``h*w``, like the core problem's padded
+edge tiles.
+
+Budgets
+-------
+``global`` (TileTrans): one threshold over the mean importance of every tile
+of every pruned layer; ``round(s * all tiles)`` tiles with the lowest means
+are pruned, so a layer may end up much sparser than ``s``, or fully pruned.
+``layer``: every layer keeps its own best ``1 - s`` of tiles (the mask
+family ``mask``).  ``layer_sparsity`` (a dict module name -> sparsity)
+overrides ``s`` per layer, for allocations computed elsewhere (sensitivity).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import prune as tprune
+
+from ..masks import get_mask, n_pruned
+from ..metrics import importance as importance_of
+from ..problem import parse_tile, tile_scores
+from .permute import PermuteReport, _as_tuple, permute_model, weight_matrix
+
+__all__ = ["TilePruning", "prune_model", "PruneReport", "LayerReport", "prunable_layers", "tile_masks",
+           "BUDGETS"]
+
+BUDGETS = {
+    "global": "one threshold over the mean importance of all tiles of all pruned layers (TileTrans)",
+    "layer": "every layer prunes the fraction `sparsity` of its own tiles",
+}
+
+
+class TilePruning(tprune.BasePruningMethod):
+    """A ``torch.nn.utils.prune`` method that applies a precomputed tile mask.
+
+    ``PRUNING_TYPE = "global"``: the mask covers the whole tensor, and is
+    combined (logical and) with any earlier mask on the same tensor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> lin = torch.nn.Linear(4, 4)
+    >>> mask = torch.ones(4, 4); mask[:2, :2] = 0
+    >>> _ = TilePruning.apply(lin, "weight", mask=mask)
+    >>> int((lin.weight == 0).sum())
+    4
+    """
+
+    PRUNING_TYPE = "global"
+
+    def __init__(self, mask: torch.Tensor):
+        self.mask = mask
+
+    def compute_mask(self, t, default_mask):
+        return default_mask * self.mask.to(dtype=default_mask.dtype, device=default_mask.device)
+
+
+@dataclass
+class LayerReport:
+    """Pruning outcome of one layer."""
+
+    name: str
+    shape: tuple[int, int]
+    tiles: int
+    tiles_pruned: int
+    weight_sparsity: float
+    retained: float
+    total: float
+
+    @property
+    def retained_fraction(self) -> float:
+        return self.retained / self.total if self.total > 0 else 1.0
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "tiles": self.tiles,
+                "tiles_pruned": self.tiles_pruned, "weight_sparsity": self.weight_sparsity,
+                "retained": self.retained, "total": self.total, "retained_fraction": self.retained_fraction}
+
+
+@dataclass
+class PruneReport:
+    """Per-layer achieved sparsity and retained importance, and the permutation report."""
+
+    layers: list[LayerReport] = field(default_factory=list)
+    permute: PermuteReport | None = None
+    budget: str = "global"
+    sparsity: float = 0.0
+    tile: tuple[int, int] = (1, 1)
+    seconds: float = 0.0
+
+    @property
+    def weight_sparsity(self) -> float:
+        """Fraction of all pruned layers' weights that are zeroed by the masks."""
+        n = sum(l.shape[0] * l.shape[1] for l in self.layers)
+        z = sum(l.weight_sparsity * l.shape[0] * l.shape[1] for l in self.layers)
+        return z / n if n else 0.0
+
+    @property
+    def retained_fraction(self) -> float:
+        tot = sum(l.total for l in self.layers)
+        return sum(l.retained for l in self.layers) / tot if tot > 0 else 1.0
+
+    def to_dict(self) -> dict:
+        return {"budget": self.budget, "sparsity": self.sparsity, "tile": list(self.tile),
+                "weight_sparsity": self.weight_sparsity, "retained_fraction": self.retained_fraction,
+                "seconds": self.seconds, "layers": [l.to_dict() for l in self.layers],
+                "permute": self.permute.to_dict() if self.permute else None}
+
+    def table(self) -> str:
+        lines = [f"{'layer':<28} {'matrix':>10} {'tiles':>6} {'pruned':>6} {'w-sparsity':>10} {'retained':>9}"]
+        for l in self.layers:
+            lines.append(f"{l.name:<28} {l.shape[0]:>4}x{l.shape[1]:<5} {l.tiles:>6} {l.tiles_pruned:>6} "
+                         f"{l.weight_sparsity:>10.3f} {l.retained_fraction:>9.3f}")
+        lines.append(f"{'all':<28} {'':>10} {sum(l.tiles for l in self.layers):>6} "
+                     f"{sum(l.tiles_pruned for l in self.layers):>6} {self.weight_sparsity:>10.3f} "
+                     f"{self.retained_fraction:>9.3f}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Every Linear and (non-transposed) Conv layer with a weight, by qualified name."""
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and getattr(m, "weight", None) is not None}
+
+
+def _expand(keep: np.ndarray, h: int, w: int, m: int, n: int) -> np.ndarray:
+    return np.repeat(np.repeat(keep, h, axis=0), w, axis=1)[:m, :n]
+
+
+def tile_masks(model: nn.Module, *, tile, sparsity: float, metric: str = "l1", budget: str = "global",
+               mask: str = "global", layer_sparsity: Mapping[str, float] | None = None,
+               layers: Mapping[str, nn.Module] | None = None) -> dict[str, np.ndarray]:
+    """Boolean keep-masks ``(mb, nb)`` of tiles for each prunable layer (nothing is changed).
+
+    Examples
+    --------
+    >>> from permsolve import zoo
+    >>> m = tile_masks(zoo.load("mlp"), tile=(16, 16), sparsity=0.5, budget="layer")
+    >>> {k: (v.shape, int(v.sum())) for k, v in m.items()}["fc1"]
+    ((16, 4), 32)
+    """
+    h, w = parse_tile(tile)
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; budgets are: {', '.join(BUDGETS)}")
+    layers = prunable_layers(model) if layers is None else layers
+    ls = dict(layer_sparsity or {})
+    unknown = sorted(set(ls) - set(layers))
+    if unknown:
+        raise ValueError(f"layer_sparsity names layers that are not prunable: {', '.join(unknown)}")
+    scores = {name: tile_scores(importance_of(weight_matrix(mod), metric), h, w) for name, mod in layers.items()}
+    keep: dict[str, np.ndarray] = {}
+    fam = get_mask(mask)
+    for name, T in scores.items():
+        if name in ls or budget == "layer":
+            s = float(ls.get(name, sparsity))
+            if not 0.0 <= s <= 1.0:
+                raise ValueError(f"sparsity of {name} must be in [0, 1], got {s}")
+            keep[name] = np.zeros(T.shape, bool) if s >= 1.0 else fam.select(T, s)
+    rest = [n for n in scores if n not in keep]
+    if rest:  # global budget: one threshold over the tile means of the remaining layers
+        means = np.concatenate([scores[n].ravel() / (h * w) for n in rest])
+        k = n_pruned(float(sparsity), means.size)
+        flat_keep = np.ones(means.size, bool)
+        flat_keep[np.argsort(means, kind="stable")[:k]] = False
+        pos = 0
+        for n in rest:
+            size = scores[n].size
+            keep[n] = flat_keep[pos:pos + size].reshape(scores[n].shape)
+            pos += size
+    return {n: keep[n] for n in scores}
+
+
+def global_allocation(model: nn.Module, *, tile, sparsity: float, metric: str = "l1") -> dict[str, float]:
+    """Per-layer tile sparsity that the global budget gives on the model as it is."""
+    masks = tile_masks(model, tile=tile, sparsity=sparsity, metric=metric, budget="global")
+    return {n: 1.0 - float(k.mean()) for n, k in masks.items()}
+
+
+def prune_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solver: str = "greedy",
+                metric: str = "l1", scope: str = "layer", budget: str = "global",
+                time_limit: float | None = None, seed: int = 0, mask: str = "global",
+                layer_sparsity: Mapping[str, float] | None = None, **solver_options) -> PruneReport:
+    """Permute ``model`` for tile pruning, then tile-prune every Linear and Conv weight in place.
+
+    Parameters
+    ----------
+    model, example_inputs, tile, sparsity, solver, metric, scope, time_limit, seed, mask :
+        as for :func:`~permsolve.torch.permute.permute_model`; ``solver="identity"``
+        skips the permutation (plain tile pruning).
+    budget : ``global`` (one threshold over all layers' tile means, TileTrans) or
+        ``layer`` (each layer prunes ``sparsity`` of its tiles)
+    layer_sparsity : module name -> sparsity; those layers are pruned to their own
+        sparsity whatever the budget (the others follow ``budget``)
+
+    With the global budget, the permutation problems get the per-layer sparsity
+    the global threshold gives on the unpermuted model; the final masks come
+    from the threshold over the permuted weights.
+
+    Returns
+    -------
+    :class:`PruneReport`: per layer the achieved weight sparsity and retained importance.
+
+    Examples
+    --------
+    >>> from permsolve import zoo
+    >>> model = zoo.load("mlp")
+    >>> rep = prune_model(model, zoo.digits("val")[0][:32], tile=(16, 16), sparsity=0.5)
+    >>> round(rep.weight_sparsity, 2) > 0.3, zoo.evaluate(model) > 0.5
+    (True, True)
+    """
+    t0 = time.perf_counter()
+    tile = parse_tile(tile)
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; budgets are: {', '.join(BUDGETS)}")
+    if not 0.0 <= float(sparsity) <= 1.0:
+        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    layers = prunable_layers(model)
+    perm_report = None
+    if solver != "identity":
+        alloc = dict(layer_sparsity or {})
+        if budget == "global":
+            glob = global_allocation(model, tile=tile, sparsity=sparsity, metric=metric)
+            alloc = {**glob, **alloc}
+        perm_report = permute_model(model, _as_tuple(example_inputs), tile=tile, sparsity=sparsity,
+                                    solver=solver, metric=metric, scope=scope, time_limit=time_limit,
+                                    seed=seed, mask=mask, layer_sparsity=alloc or None, **solver_options)
+    keep = tile_masks(model, tile=tile, sparsity=sparsity, metric=metric, budget=budget, mask=mask,
+                      layer_sparsity=layer_sparsity, layers=layers)
+    h, w = tile
+    report = PruneReport(permute=perm_report, budget=budget, sparsity=float(sparsity), tile=tile)
+    for name, mod in layers.items():
+        W = weight_matrix(mod)
+        m, n = W.shape
+        elem = _expand(keep[name], h, w, m, n)
+        imp = importance_of(W, metric)
+        t_mask = torch.from_numpy(elem.reshape(mod.weight.shape).astype(np.float32))
+        TilePruning.apply(mod, "weight", mask=t_mask)
+        report.layers.append(LayerReport(name, (m, n), keep[name].size, int((~keep[name]).sum()),
+                                         float(1.0 - elem.mean()), float(imp[elem].sum()), float(imp.sum())))
+    report.seconds = time.perf_counter() - t0
+    return report
