@@ -179,7 +179,7 @@ class ILP(Solver):
         "start": "hungarian",     # heuristic giving the hint: hungarian, greedy or none
         "model": "auto",          # patterns (set partitioning), compact (rows to blocks), auto
         "max_patterns": 1_000_000,  # auto: patterns when C(n, h) is at most this, else compact
-        "backend": "cp-sat",      # integer program of the patterns model: cp-sat or scip (pywraplp)
+        "backend": "scip",        # integer program of the patterns model: scip (pywraplp) or cp-sat
         "mip_columns": 10_000,    # patterns: most subsets in one restricted integer program
         "num_workers": 1,         # CP-SAT workers (1 is deterministic; >1 uses interleave_search)
         "precision": 1e-10,       # CP-SAT: relative cost of rounding the scores to integers
@@ -225,9 +225,7 @@ class ILP(Solver):
         if model == "patterns":
             self._patterns(problem, bm, run, rng)
         else:
-            if o["backend"] != "cp-sat":
-                raise ValueError("ilp: the compact model runs on cp-sat only")
-            self._cpsat(problem, bm, run, rng)
+            self._cpsat(problem, bm, run, rng)      # the compact model always runs on CP-SAT
 
     def _start(self, problem, run):
         """Warm start: ``init`` is already the incumbent; add the heuristic's answer."""
@@ -626,10 +624,15 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         run.proven_bound = problem.bound
         run.info.update(status="NOT_STARTED", best_bound=problem.bound, gap=_gap(run.best, problem.bound))
         return
-    rc = cols.reduced_costs(y)
-    rc_pos = max(0.0, float(rc.max()))
     proven = lagr
     status = "LP"
+    if run.time_limit is not None and run.time_left() - _MARGIN * run.time_limit < 4 * t_it:
+        # no time left for the integer program (preparing it costs a few pricing passes)
+        run.proven_bound = min(proven, problem.bound)
+        run.info.update(status=status, best_bound=run.proven_bound, gap=_gap(run.best, run.proven_bound))
+        return
+    rc = cols.reduced_costs(y)
+    rc_pos = max(0.0, float(rc.max()))
     # The integer program's columns: with a mask that fixes the kept set of a
     # block from its size (global: the j best; balanced per free block: the kb best),
     # explicit columns (subset, j) with no linking variables; otherwise subsets with
@@ -687,7 +690,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
                 q = np.union1d(_top(rcx, fits), q_inc)
             if run.time_left() < 0.1 * run.time_limit or fits < len(q_inc):
                 break
-        share = 1.0 if exact else 0.3
+        share = 1.0 if exact else 0.15
         if explicit:
             st, bnd = _explicit_mip(o, problem, bm, cols, q // J, (q % J) if J > 1 else np.full(len(q), bm.kb),
                                     Fall, run, rng, share)
@@ -705,9 +708,9 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
                 # solutions using a dropped subset are worth < V <= run.best
                 proven = min(proven, max(bnd, V))
             break
-        # next: a restricted program twice as large (each one raises the incumbent and so
+        # next: a restricted program four times as large (each one raises the incumbent and so
         # shrinks the survivors), until the survivors fit
-        cap *= 2
+        cap *= 4
     run.proven_bound = min(proven, problem.bound)
     run.info.update(status=status, best_bound=run.proven_bound, gap=_gap(run.best, run.proven_bound),
                     survivors=int(len(survive)))

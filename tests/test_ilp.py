@@ -77,11 +77,11 @@ def test_enumerator_counts_and_matches_all_permutations():
 CASES = [((8, 6), (2, 2), 0.5), ((8, 8), (4, 2), 0.5), ((9, 6), (2, 3), 0.4), ((10, 7), (4, 2), 0.6)]
 
 
-@pytest.mark.parametrize("model", ["patterns", "compact"])
+@pytest.mark.parametrize("model, backend", [("patterns", "scip"), ("patterns", "cp-sat"), ("compact", "cp-sat")])
 @pytest.mark.parametrize("axis", ["rows", "cols"])
 @pytest.mark.parametrize("mask", ["global", "row-balanced"])
 @pytest.mark.parametrize("case", CASES)
-def test_equals_brute_force_and_proves_it(case, mask, axis, model):
+def test_equals_brute_force_and_proves_it(case, mask, axis, model, backend):
     shape, tile, s = case
     rng = np.random.default_rng(hash((shape, tile)) % 2**32)
     S = rng.lognormal(0.0, 1.0, size=shape) * rng.random(shape[1])   # uneven columns
@@ -90,7 +90,7 @@ def test_equals_brute_force_and_proves_it(case, mask, axis, model):
         tile = tile[::-1]
     p = TileProblem.from_matrix(S, tile=tile, sparsity=s, mask=mask, axis=axis)
     # start from nothing, so the model (not a shortcut) has to find the optimum
-    r = solve(p, "ilp", time_limit=30, model=model, start="none")
+    r = solve(p, "ilp", time_limit=30, model=model, backend=backend, start="none")
     best = brute_force(p)
     assert r.retained == pytest.approx(best, rel=1e-9)
     assert r.optimal
@@ -158,12 +158,12 @@ def test_warm_start_is_used_and_never_lost():
     assert r2.optimal and r2.retained == pytest.approx(r.retained, rel=1e-12)
 
 
-@pytest.mark.parametrize("model", ["patterns", "compact"])
-def test_deterministic_for_a_seed(model):
+@pytest.mark.parametrize("model, backend", [("patterns", "scip"), ("patterns", "cp-sat"), ("compact", "cp-sat")])
+def test_deterministic_for_a_seed(model, backend):
     S = np.random.default_rng(7).random((12, 12))
     p = TileProblem.from_matrix(S, tile=(3, 3), sparsity=0.5)
-    a = solve(p, "ilp", time_limit=30, seed=3, model=model)
-    b = solve(p, "ilp", time_limit=30, seed=3, model=model)
+    a = solve(p, "ilp", time_limit=30, seed=3, model=model, backend=backend, start="none")
+    b = solve(p, "ilp", time_limit=30, seed=3, model=model, backend=backend, start="none")
     assert a.optimal and b.optimal
     assert np.array_equal(a.row_perm, b.row_perm)
     assert a.retained == b.retained
@@ -204,8 +204,11 @@ def test_refuses_what_it_cannot_do():
     assert cls.exact and cls.anytime and {"rows", "cols"} <= cls.axes
 
 
-def test_scip_backend_agrees():
-    S = np.random.default_rng(5).random((12, 8))
-    p = TileProblem.from_matrix(S, tile=(3, 2), sparsity=0.5)
-    a = solve(p, "ilp", time_limit=30, backend="scip", start="none")
-    assert a.optimal and a.retained == pytest.approx(brute_force(p), rel=1e-9)
+@pytest.mark.parametrize("backend", ["scip", "cp-sat"])
+def test_backends_agree_beyond_brute_force(backend):
+    S = np.random.default_rng(1).random((16, 16))
+    p = TileProblem.from_matrix(S, tile=(4, 4), sparsity=0.5)
+    a = solve(p, "ilp", time_limit=60, backend=backend)
+    b = solve(p, "ilp", time_limit=60, model="compact")
+    assert a.optimal and b.optimal
+    assert a.retained == pytest.approx(b.retained, rel=1e-9)
