@@ -14,7 +14,7 @@ import sys
 __all__ = ["main", "UsageError", "COMMANDS"]
 
 #: sub-command modules, in the order ``permsolve --help`` lists them
-COMMANDS = ["solve", "solvers", "bench", "report", "zoo", "prune", "compress"]
+COMMANDS = ["solve", "solvers", "bench", "report", "zoo", "prune", "compress", "compare"]
 
 
 class UsageError(Exception):

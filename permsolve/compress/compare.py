@@ -269,26 +269,7 @@ def tile_sparsity_for(model: nn.Module, remove_fraction: float, *, tile=(8, 8), 
     return hi
 
 
-def sensitivity_allocation(model: nn.Module, sparsity: float, *, sens: srinit.Sensitivity | None = None,
-                           seeds=(0, 1, 2), split: str = "val", **kwargs) -> dict:
-    """Per-layer sparsities from SR-init sensitivities (digits ``split``), meeting ``sparsity`` over all
-    prunable weights; what ``prune_model(..., budget="sensitivity")`` uses.
-
-    Examples
-    --------
-    >>> from permsolve import zoo
-    >>> m = zoo.load("mlp")
-    >>> a = sensitivity_allocation(m, 0.5, seeds=(0,))
-    >>> sizes = {n: l.weight.numel() for n, l in _prunable(m).items()}
-    >>> abs(sum(a[n] * sizes[n] for n in a) / sum(sizes.values()) - 0.5) < 0.01
-    True
-    """
-    sens = sens or sensitivities(model, seeds=seeds, split=split)
-    layers = _prunable(model)
-    sizes = {n: int(l.weight.numel()) for n, l in layers.items()}
-    scores = srinit.layer_scores(model, sens)
-    return srinit.allocate_sparsity(sizes, {n: scores.get(n, max(scores.values())) for n in sizes},
-                                    sparsity, **kwargs)
+sensitivity_allocation = srinit.sensitivity_allocation
 
 
 def run_tile(name: str, *, sparsity: float | None = None, remove_fraction: float | None = 0.5,
@@ -339,3 +320,155 @@ def run_tile(name: str, *, sparsity: float | None = None, remove_fraction: float
         details["retained_after_permutation"] = rep.permute.retained_after
     return CompressResult("tile", name, before.params, after.params, before.flops, after.flops,
                           acc_before, acc_c, acc_f, report_split, time.perf_counter() - t0, details)
+
+
+# ----------------------------------------------------------------------------------------------- comparison
+
+#: which methods run on which zoo model (SR-init needs residual blocks)
+def methods_for(name: str, model: nn.Module, best_solver: str) -> list[str]:
+    """Method labels that apply to zoo model ``name``."""
+    out = ["tile-identity", "tile-greedy", f"tile-{best_solver}", f"tile-{best_solver}+sensitivity"]
+    if srinit.residual_blocks(model):
+        out.append("srinit")
+    out += ["trp", "svd"]
+    return out
+
+
+def _row(model: str, label: str, budget: float, res: CompressResult, **extra) -> dict:
+    return {"model": model, "method": label, "budget_removed": budget,
+            "params_kept": res.params_after / res.params_before,
+            "flops_kept": res.flops_after / max(res.flops_before, 1),
+            "params_after": res.params_after, "params_before": res.params_before,
+            "acc_before": res.acc_before, "acc_compressed": res.acc_compressed,
+            "acc_finetuned": res.acc_finetuned, "seconds": round(res.seconds, 1), **extra}
+
+
+def compare(models=None, *, budgets=(0.3, 0.5, 0.7), quick: bool = False, best_solver: str = "anneal",
+            time_limit: float | None = 1.0, tile=(8, 8), seeds=None, ft: FinetuneConfig | None = None,
+            trp_config: trp.TRPConfig | None = None, methods=None, log=print) -> list[dict]:
+    """Every method on every zoo model at matched parameter budgets; one row per (model, method, budget).
+
+    ``budgets`` are fractions of all parameters removed.  Tile pruning with
+    solver identity / greedy / ``best_solver`` (global budget, ``tile``),
+    ``best_solver`` with the SR-init sensitivity allocation, SR-init (models
+    with residual blocks), TRP with ranks fixed by the budget, and the plain
+    truncated SVD at TRP's ranks ("svd").  All get the same fine-tune.
+    """
+    from permsolve import zoo
+
+    models = list(models or zoo.names())
+    ft = ft or FinetuneConfig(epochs=3 if quick else 10)
+    seeds = tuple(seeds if seeds is not None else (range(2) if quick else range(5)))
+    tcfg = trp_config or trp.TRPConfig(epochs=6 if quick else 20)
+    rows = []
+    for name in models:
+        model = _load(name)
+        labels = methods_for(name, model, best_solver)
+        if methods is not None:
+            labels = [l for l in labels if l in methods or l.split("+")[0] in methods]
+        t0 = time.perf_counter()
+        sens = sensitivities(model, seeds=seeds, split="val")
+        log(f"[{name}] sensitivities on val ({len(seeds)} seeds) in {time.perf_counter() - t0:.1f} s")
+        for b in budgets:
+            for label in labels:
+                if label == "svd":
+                    continue                                   # produced by the trp run
+                t1 = time.perf_counter()
+                if label == "srinit":
+                    res = run_srinit(name, remove_fraction=b, sensitivity=sens, ft=ft, model=_load(name))
+                    rows.append(_row(name, label, b, res, removed=" ".join(res.details["removed"])))
+                elif label == "trp":
+                    res = run_trp(name, config=tcfg, remove_fraction=b, ft=ft, model=_load(name))
+                    rows.append(_row(name, "trp", b, res))
+                    if "svd" in labels:
+                        base = res.details["svd_baseline"]
+                        rows.append({**rows[-1], "method": "svd", "acc_compressed": base["acc_compressed"],
+                                     "acc_finetuned": base["acc_finetuned"], "params_after": base["params_after"],
+                                     "params_kept": base["params_after"] / res.params_before})
+                else:
+                    solver, _, alloc = label[len("tile-"):].partition("+")
+                    res = run_tile(name, remove_fraction=b, solver=solver, tile=tile,
+                                   budget="sensitivity" if alloc else "global", sens=sens,
+                                   time_limit=None if solver in ("identity", "greedy") else time_limit,
+                                   ft=ft, model=_load(name))
+                    rows.append(_row(name, label, b, res))
+                for r in rows[-2:] if label == "trp" and "svd" in labels else rows[-1:]:
+                    log(f"[{name}] {r['method']:<28} budget {b:.2f}: kept {r['params_kept']:.3f}  "
+                        f"acc {r['acc_before']:.4f} -> {r['acc_compressed']:.4f} -> {r['acc_finetuned']:.4f}  "
+                        f"({time.perf_counter() - t1:.1f} s)")
+    return rows
+
+
+COLUMNS = ["model", "method", "budget_removed", "params_kept", "flops_kept", "acc_before", "acc_compressed",
+           "acc_finetuned", "seconds"]
+
+
+def write_table(rows: list[dict], out_dir: Path, *, meta: dict | None = None) -> tuple[Path, Path]:
+    """Write ``table.csv`` (every column) and ``table.md`` (the main columns) under ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = COLUMNS + sorted({k for r in rows for k in r} - set(COLUMNS))
+    csv_path = out_dir / "table.csv"
+    with csv_path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{r[k]:.4f}" if isinstance(r.get(k), float) else r.get(k, "")) for k in keys})
+    md = []
+    if meta:
+        md.append("Settings: " + ", ".join(f"{k} = {v}" for k, v in meta.items()) + "\n")
+    for name in dict.fromkeys(r["model"] for r in rows):
+        sub = [r for r in rows if r["model"] == name]
+        md.append(f"### {name} (test accuracy before compression {sub[0]['acc_before']:.4f})\n")
+        md.append("| method | target removed | params kept | MACs kept | acc. compressed | acc. fine-tuned |")
+        md.append("|---|---:|---:|---:|---:|---:|")
+        for r in sorted(sub, key=lambda r: (r["budget_removed"], r["method"])):
+            md.append(f"| {r['method']} | {100 * r['budget_removed']:.0f}% | {100 * r['params_kept']:.1f}% | "
+                      f"{100 * r['flops_kept']:.1f}% | {r['acc_compressed']:.4f} | {r['acc_finetuned']:.4f} |")
+        md.append("")
+    md_path = out_dir / "table.md"
+    md_path.write_text("\n".join(md))
+    return csv_path, md_path
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Accuracy against parameters kept, one line per method, one column per model
+    (top: after fine-tuning; bottom: right after compression)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = plt.subplots(2, len(models), figsize=(4.2 * len(models), 7.5), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for j, name in enumerate(models):
+        for i, key in enumerate(("acc_finetuned", "acc_compressed")):
+            ax = axes[i][j]
+            for k, meth in enumerate(methods):
+                pts = sorted((r["params_kept"], r[key]) for r in rows if r["model"] == name and r["method"] == meth)
+                if pts:
+                    ax.plot([100 * p for p, _ in pts], [100 * a for _, a in pts], marker="o", ms=4,
+                            color=cmap(k % 10), label=meth, ls="--" if meth == "svd" else "-")
+            base = [r["acc_before"] for r in rows if r["model"] == name][0]
+            ax.axhline(100 * base, color="gray", lw=0.8, ls=":")
+            ax.set_title(f"{name}: {'after fine-tune' if i == 0 else 'right after compression'}", fontsize=10)
+            ax.set_xlabel("parameters kept (%)")
+            ax.set_ylabel("test accuracy (%)")
+            ax.grid(alpha=0.3)
+            if i == 0:
+                lo = min(100 * r["acc_finetuned"] for r in rows if r["model"] == name)
+                ax.set_ylim(max(0, min(lo - 2, 100 * base - 5)), 100.5)
+    handles, labels = [], []
+    for ax in axes.ravel():
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in labels:
+                handles.append(h)
+                labels.append(l)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -47,7 +47,7 @@ from .flops import count_params, weight_layers
 
 __all__ = ["Block", "Sensitivity", "residual_blocks", "reinit_", "block_sensitivity",
            "layer_sensitivity", "remove_blocks", "select_blocks", "allocate_sparsity",
-           "layer_scores"]
+           "layer_scores", "sensitivity_allocation", "digits_evaluator"]
 
 
 @dataclass
@@ -398,3 +398,45 @@ def allocate_sparsity(sizes: dict, scores: dict, sparsity: float, *, floor: floa
             break
     d = np.clip(hi * w, lo_d, 1.0)
     return {k: float(1.0 - di) for k, di in zip(names, d)}
+
+
+def digits_evaluator(split: str = "val") -> Callable[[nn.Module], float]:
+    """``evaluate(model) -> accuracy`` on a split of the zoo's digits data (default: validation)."""
+    from permsolve import zoo
+
+    from ._train import accuracy
+    X, y = zoo.digits(split)
+    return lambda m: accuracy(m, X, y)
+
+
+def sensitivity_allocation(model: nn.Module, sparsity: float, *, evaluate: Callable[[nn.Module], float] | None = None,
+                           sens: Sensitivity | None = None, seeds: Iterable[int] = (0, 1, 2),
+                           layers: Iterable[str] | None = None, **kwargs) -> dict:
+    """Per-layer sparsities of the Conv/Linear layers from SR-init sensitivities.
+
+    Sensitivities are measured per residual block (per layer for a model
+    without blocks) with ``evaluate`` (default: accuracy on the digits
+    validation split, for zoo models), or taken from ``sens``; then
+    :func:`allocate_sparsity` spreads ``sparsity`` over the layers' weights.
+    This is what ``prune_model(..., budget="sensitivity")`` uses.
+
+    Examples
+    --------
+    >>> from permsolve import zoo
+    >>> m = zoo.load("mlp")
+    >>> a = sensitivity_allocation(m, 0.5, seeds=(0,))
+    >>> sizes = {n: l.weight.numel() for n, l in weight_layers(m)}
+    >>> abs(sum(a[n] * sizes[n] for n in a) / sum(sizes.values()) - 0.5) < 0.01
+    True
+    """
+    if sens is None:
+        ev = evaluate or digits_evaluator("val")
+        if residual_blocks(model):
+            sens = block_sensitivity(model, ev, seeds=seeds)
+        else:
+            sens = layer_sensitivity(model, ev, seeds=seeds)
+    mods = dict(weight_layers(model))
+    names = list(mods) if layers is None else list(layers)
+    sizes = {n: int(mods[n].weight.numel()) for n in names}
+    scores = layer_scores(model, sens)
+    return allocate_sparsity(sizes, {n: scores[n] for n in names}, sparsity, **kwargs)

@@ -44,6 +44,7 @@ __all__ = ["TilePruning", "prune_model", "PruneReport", "LayerReport", "prunable
 BUDGETS = {
     "global": "one threshold over the mean importance of all tiles of all pruned layers (TileTrans)",
     "layer": "every layer prunes the fraction `sparsity` of its own tiles",
+    "sensitivity": "per-layer sparsities from SR-init sensitivities on the digits val split (permsolve.compress)",
 }
 
 
@@ -234,6 +235,11 @@ def prune_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solv
         raise ValueError(f"unknown budget {budget!r}; budgets are: {', '.join(BUDGETS)}")
     if not 0.0 <= float(sparsity) <= 1.0:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    if budget == "sensitivity":  # SR-init allocation (permsolve.compress.srinit); explicit layer_sparsity wins
+        from ..compress.srinit import sensitivity_allocation
+        layer_sparsity = {**sensitivity_allocation(model, float(sparsity), layers=prunable_layers(model)),
+                          **dict(layer_sparsity or {})}
+        budget = "layer"
     layers = prunable_layers(model)
     perm_report = None
     if solver != "identity":
