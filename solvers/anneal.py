@@ -12,16 +12,18 @@ so far; the best is offered to the run as it improves.
 
 Options (defaults in :attr:`Anneal.options`)
 -------------------------------------------
-start : ``"hungarian"`` (default), ``"greedy"`` or ``"identity"``
+start : ``"greedy"`` (default), ``"hungarian"`` or ``"identity"``
     Where to start when no warm start (``init``) is given.  ``greedy`` takes
     the better of TileTrans's order and the identity; ``hungarian`` then
-    improves it with the ``hungarian`` solver (at most ``start_share`` of the
-    time limit), so the result is never worse than that solver's.
+    improves it with the ``hungarian`` solver for at most ``start_share`` of
+    the time limit (checked between its assignment steps: one step on a
+    permutation of a few thousand units takes seconds and can overrun a
+    short limit).
 moves : int or None
-    Moves per restart.  None: with a time limit, the schedule follows the
-    clock (each restart gets an equal share of the remaining time) unless that
-    share would buy more than ``max_moves_per_unit * units`` moves (small
-    problems), which are then run as a fixed schedule; without a time limit,
+    Moves per restart.  None: with a time limit, each restart gets an equal
+    share of the remaining time and its temperature follows the larger of the
+    time used and the moves done out of ``max_moves_per_unit * units /
+    restarts`` (so small problems stop early); without a time limit,
     ``moves_per_unit * units`` moves (at least 100 000 either way).
 restarts : int
 t0_factor, t_end_factor : float
@@ -334,7 +336,7 @@ class Anneal(Solver):
     name = "anneal"
     description = "simulated annealing over unit swaps, exact incremental evaluation (numba)"
     options = {
-        "start": "hungarian",
+        "start": "greedy",
         "moves": None,
         "moves_per_unit": 2000,
         "max_moves_per_unit": 20000,
@@ -403,7 +405,7 @@ class Anneal(Solver):
         restarts = int(o["restarts"])
         timed = o["moves"] is None and run.time_limit is not None
         per_restart = int(o["moves"]) if o["moves"] is not None else max(100_000, int(o["moves_per_unit"]) * units)
-        cap = max(100_000, int(o["max_moves_per_unit"]) * units)
+        cap = max(100_000, int(o["max_moves_per_unit"]) * units) // restarts
         chunk = 4096
         t_begin = time.perf_counter()
         last_offer = t_begin
@@ -413,9 +415,7 @@ class Anneal(Solver):
             if run.expired():
                 break
             max_drift = max(max_drift, abs(st.set_perms(run.best_perms)))
-            tp = time.perf_counter()
             deltas = st.probe(rng.random((int(o["calib_moves"]), 4)))
-            rate = deltas.size / max(time.perf_counter() - tp, 1e-9)
             neg = -deltas[deltas < 0]
             scale = float(neg.mean()) if neg.size else float(np.abs(deltas).mean())
             if not scale > 0:
@@ -426,15 +426,15 @@ class Anneal(Solver):
             temp = t0
             r_start = time.perf_counter()
             budget = run.time_left() / (restarts - r) if timed else None
-            # clock-driven schedule, unless the time share would buy more than
-            # ``cap`` moves (small problems): then a fixed, shorter schedule
-            clock = timed and 0.5 * rate * budget < cap
-            if timed and not clock:
-                per_restart = cap
+            # under a time limit the schedule's progress is the larger of the
+            # time used and the moves done out of ``cap``: small problems
+            # finish early, large ones follow the clock
             done = 0
+            if timed:
+                chunk = max(64, min(chunk, cap // 100))
             while True:
-                if clock:
-                    frac = (time.perf_counter() - r_start) / budget
+                if timed:
+                    frac = max((time.perf_counter() - r_start) / budget, done / cap)
                     if frac >= 1.0:
                         break
                     temp = t0 * (t_end / t0) ** frac
@@ -450,8 +450,8 @@ class Anneal(Solver):
                 dt = time.perf_counter() - tc
                 done += n
                 since_resync += n
-                if clock and dt > 0:   # aim at ~20 ms per chunk
-                    chunk = int(min(1 << 16, max(256, chunk * 0.02 / dt)))
+                if timed and dt > 0:   # aim at ~20 ms per chunk
+                    chunk = int(min(1 << 16, cap // 100, max(64, chunk * 0.02 / dt)))
                 if since_resync >= o["resync_moves"]:
                     max_drift = max(max_drift, abs(st.set_perms(st.perms(), keep_best=True)))
                     since_resync = 0

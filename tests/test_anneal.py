@@ -118,7 +118,7 @@ def test_recovers_planted_optimum_from_identity():
 def test_beats_hungarian_on_scaled_random():
     p = TileProblem.from_matrix(scaled_matrix(128, 128, seed=8), tile=(8, 8), sparsity=0.5, mask="row-balanced")
     h = solve(p, "hungarian")
-    r = solve(p, "anneal", seed=0, moves=300_000)   # starts from the hungarian answer
+    r = solve(p, "anneal", seed=0, moves=300_000)   # from greedy, not from the hungarian answer
     assert r.retained > h.retained
 
 
