@@ -12,7 +12,8 @@ Families: ``gauss``, ``studentt``, ``scaled``, ``lowrank`` (seeded generators,
 (all-MiniLM-L6-v2, optional package), see :mod:`permsolve.problems.real`.
 
 Suites: ``smoke`` (seconds), ``standard`` (minutes on 2 cores), ``large``
-(layers up to 4096x4096).
+(layers up to 4096x4096), ``real`` (every zoo layer with both sides >= 16 and
+every MiniLM encoder weight).
 
 Examples
 --------
@@ -201,7 +202,8 @@ def _minilm(keys, tile, s=0.5, skipped=None):
     return [Instance("minilm", {"key": k}, tile, s) for k in keys if k in have]
 
 
-def _zoo(tile, s=0.5, limit=None, min_side=16, skipped=None):
+def _zoo(tile, s=0.5, pick=None, min_side=16, skipped=None):
+    """Zoo layers with both sides >= ``min_side``; ``pick``: only these ``(model, layer)`` pairs."""
     try:
         layers = zoo_layers()
     except SourceUnavailable as e:
@@ -213,9 +215,8 @@ def _zoo(tile, s=0.5, limit=None, min_side=16, skipped=None):
             skipped.append(f"digits model zoo failed to load ({type(e).__name__}: {e}); skipping its instances")
         return []
     layers = [t for t in layers if min(t[2]) >= min_side]
-    layers.sort(key=lambda t: -t[2][0] * t[2][1])
-    if limit:
-        layers = layers[:limit]
+    if pick is not None:
+        layers = [t for t in layers if (t[0], t[1]) in pick]
     return [Instance("zoo", {"model": m, "layer": layer}, tile, s) for m, layer, _ in layers]
 
 
@@ -244,7 +245,7 @@ def _standard(skipped):
         _gen("scaled", 256, 256, (16, 16), axis="both", sigma=0.5),
         _planted(512, 512, (32, 32)),
         *_minilm([_mk(0, "q"), _mk(3, "ffn_in"), _mk(5, "ffn_out")], (32, 32), skipped=skipped),
-        *_zoo((8, 8), limit=2, skipped=skipped),
+        *_zoo((8, 8), pick={("alexnet", "features.5"), ("mlp", "fc2")}, skipped=skipped),
     ]
 
 
@@ -256,16 +257,23 @@ def _large(skipped):
         _gen("lowrank", 2048, 2048, (32, 32), rank=16, noise=0.1),
         _planted(4096, 4096, (32, 32)),
         *_minilm([_mk(0, p) for p in ("q", "k", "v", "o", "ffn_in", "ffn_out")], (32, 32), skipped=skipped),
+    ]
+
+
+def _real(skipped):
+    parts = ("q", "k", "v", "o", "ffn_in", "ffn_out")
+    return [
         *_zoo((8, 8), skipped=skipped),
+        *_minilm([_mk(layer, p) for layer in range(6) for p in parts], (32, 32), skipped=skipped),
     ]
 
 
 #: suite name -> builder
-SUITES = {"smoke": _smoke, "standard": _standard, "large": _large}
+SUITES = {"smoke": _smoke, "standard": _standard, "large": _large, "real": _real}
 
 
 def load_suite(name: str) -> Suite:
-    """The instances of suite ``name`` (``smoke``, ``standard`` or ``large``).
+    """The instances of suite ``name`` (``smoke``, ``standard``, ``large`` or ``real``).
 
     Instances whose source is missing (optional MiniLM package, model zoo) are
     left out and the reason is listed in ``Suite.skipped``.

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from permsolve.result import REL_TOL
 
-__all__ = ["Manifest", "BoundViolation", "DEFAULT_MANIFEST"]
+__all__ = ["Manifest", "BoundViolation", "InstanceChanged", "DEFAULT_MANIFEST"]
 
 #: the repository's manifest, next to this module
 DEFAULT_MANIFEST = Path(__file__).with_name("manifest.json")
@@ -45,6 +45,10 @@ DEFAULT_MANIFEST = Path(__file__).with_name("manifest.json")
 
 class BoundViolation(AssertionError):
     """A value above a bound: a bug in a solver or in a bound."""
+
+
+class InstanceChanged(ValueError):
+    """An instance no longer matches its manifest entry (its total importance differs): stale best values."""
 
 
 def _exceeds(value: float, bound: float) -> bool:
@@ -90,6 +94,10 @@ class Manifest:
         """
         e = self.entries.get(inst.name)
         if e is not None:
+            if total is not None and abs(e["total"] - total) > 1e-9 * max(1.0, abs(total)):
+                raise InstanceChanged(f"{inst.name}: total importance {total!r} differs from the manifest's "
+                                      f"{e['total']!r}; the instance changed (new weights or generator?): remove its "
+                                      f"entry from {self.path} to start its records afresh")
             return e
         if bound is None or total is None or shape is None:
             problem = inst.problem()

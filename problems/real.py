@@ -142,8 +142,17 @@ def zoo_layers(model: str | None = None) -> list[tuple[str, str, tuple[int, int]
     >>> all(len(t) == 3 for t in layers)
     True
     """
-    models = [model] if model else list(_zoo().names())
-    return [(m, layer, W.shape) for m in models for layer, W in _zoo_matrices(m).items()]
+    if model:
+        return [(model, layer, W.shape) for layer, W in _zoo_matrices(model).items()]
+    out, missing = [], []
+    for m in _zoo().names():      # a model without a shipped checkpoint is left out, not the whole zoo
+        try:
+            out += [(m, layer, W.shape) for layer, W in _zoo_matrices(m).items()]
+        except SourceUnavailable as e:
+            missing.append(str(e))
+    if not out and missing:
+        raise SourceUnavailable(missing[0])
+    return out
 
 
 def zoo_weight(model: str, layer: str) -> np.ndarray:

@@ -174,3 +174,14 @@ def test_repository_manifest_is_consistent():
         if e["best_value"] is not None:
             assert e["best_value"] <= e["best_bound"] * (1 + REL_TOL) + REL_TOL, name
             assert e["best_value"] <= e["total"] * (1 + REL_TOL)
+
+
+def test_manifest_notices_a_changed_instance(tmp_path):
+    from permsolve.problems.manifest import InstanceChanged
+
+    m = Manifest(tmp_path / "m.json")
+    inst = get_instance("gauss-64x64-t8x8-s50-0")
+    e = m.ensure(inst)
+    assert m.ensure(inst, shape=(64, 64), total=e["total"], bound=e["best_bound"]) is e
+    with pytest.raises(InstanceChanged, match="changed"):
+        m.ensure(inst, shape=(64, 64), total=e["total"] * 1.01, bound=e["best_bound"])

@@ -43,6 +43,7 @@ SUITE_DEFAULTS = {
     "smoke": {"budgets": [0.5], "seeds": [0]},
     "standard": {"budgets": [0.5, 2.0, 8.0], "seeds": [0, 1, 2]},
     "large": {"budgets": [10.0, 60.0], "seeds": [0]},
+    "real": {"budgets": [1.0, 5.0], "seeds": [0]},
 }
 
 #: solvers a sweep leaves out unless named: ``auto`` only delegates to the others

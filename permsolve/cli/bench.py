@@ -26,7 +26,7 @@ def add_parser(sub):
                        description="Run instances x solvers x time budgets x seeds, in parallel on Dask, "
                                    "into a SQLite database.  Re-running skips the cells already stored.")
     p.add_argument("config", nargs="?", metavar="CONFIG", help="sweep file (.toml or .json); flags override it")
-    p.add_argument("--suite", default=None, help="smoke, standard or large (default: smoke)")
+    p.add_argument("--suite", default=None, help="smoke, standard, large or real (default: smoke)")
     p.add_argument("--instances", type=_csv(str), default=None, metavar="NAME,...",
                    help="instance names instead of a suite (see --list)")
     p.add_argument("--solvers", type=_csv(str), default=None, metavar="NAME,...",
@@ -47,7 +47,7 @@ def add_parser(sub):
 
 def run(args):
     from permsolve.bench.config import SweepConfig, load_config
-    from permsolve.problems.manifest import BoundViolation
+    from permsolve.problems.manifest import BoundViolation, InstanceChanged
 
     over = {"suite": args.suite, "instances": args.instances, "solvers": args.solvers, "budgets": args.budgets,
             "seeds": args.seeds, "db": args.db, "scheduler": args.scheduler, "workers": args.workers,
@@ -80,6 +80,9 @@ def run(args):
         print(f"permsolve bench: BUG: {e}", file=sys.stderr)
         print("permsolve bench: stopped; a value above a bound means a solver or a bound is wrong", file=sys.stderr)
         return 3
+    except InstanceChanged as e:
+        print(f"permsolve bench: error: {e}", file=sys.stderr)
+        return 2
     for line in s.improved:
         print(f"manifest: {line}")
     print(f"{s.cells} cells: {s.ran} run now ({s.errors} errors), {s.skipped} already in {s.db}; {s.seconds:.1f} s")
