@@ -23,13 +23,14 @@ def add_parser(sub):
     p.add_argument("--budgets", nargs="+", type=float, default=[0.3, 0.5, 0.7], metavar="F",
                    help="fractions of parameters removed (default 0.3 0.5 0.7)")
     p.add_argument("--methods", nargs="+", default=None, metavar="M",
-                   help="restrict to these labels (tile-identity tile-greedy tile-BEST tile-BEST+sensitivity srinit trp svd)")
+                   help="restrict to these labels (tile-identity tile-greedy tile-BEST tile-BEST+uniform tile-BEST+sensitivity srinit trp svd)")
     p.add_argument("--quick", action="store_true", help="short schedules")
     p.add_argument("--out", type=Path, default=Path("results/compression"), metavar="DIR")
     p.add_argument("--best-solver", default="anneal", metavar="NAME", help="the 'best' permutation solver (default anneal)")
     p.add_argument("--time-limit", type=float, default=1.0, metavar="SECONDS",
                    help="time limit per permutation group of the best solver (default 1)")
-    p.add_argument("--tile", default="8x8", metavar="HxW")
+    p.add_argument("--tile", default="16x1", metavar="HxW",
+                   help="tile shape (default 16x1: TileTrans's 128x1 shape scaled to these small layers)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of progress lines")
     p.set_defaults(func=run)

@@ -47,7 +47,8 @@ def add_parser(sub):
     g.add_argument("--no-baseline", action="store_true", help="skip the truncated-SVD baseline")
     g = p.add_argument_group("tile pruning")
     g.add_argument("--solver", default="greedy", metavar="NAME", help="permutation solver; identity = none (default greedy)")
-    g.add_argument("--tile", default="8x8", metavar="HxW", help="tile shape (default 8x8)")
+    g.add_argument("--tile", default="16x1", metavar="HxW",
+                   help="tile shape (default 16x1: TileTrans's 128x1 shape scaled to these small layers)")
     g.add_argument("--sparsity", type=float, default=None, metavar="S",
                    help="fraction of tiles pruned (default: match --remove-fraction, itself default 0.5)")
     g.add_argument("--budget", default="global", choices=["global", "layer", "sensitivity"])

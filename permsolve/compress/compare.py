@@ -233,7 +233,7 @@ def _prunable(model: nn.Module) -> dict:
     return prunable_layers(model)
 
 
-def tile_sparsity_for(model: nn.Module, remove_fraction: float, *, tile=(8, 8), metric: str = "l1",
+def tile_sparsity_for(model: nn.Module, remove_fraction: float, *, tile=(16, 1), metric: str = "l1",
                       budget: str = "global") -> float:
     """Tile sparsity whose masks zero about ``remove_fraction`` of all the model's parameters.
 
@@ -273,7 +273,7 @@ sensitivity_allocation = srinit.sensitivity_allocation
 
 
 def run_tile(name: str, *, sparsity: float | None = None, remove_fraction: float | None = 0.5,
-             solver: str = "greedy", tile=(8, 8), metric: str = "l1", budget: str = "global",
+             solver: str = "greedy", tile=(16, 1), metric: str = "l1", budget: str = "global",
              time_limit: float | None = None, seed: int = 0, report_split: str = "test",
              sens: srinit.Sensitivity | None = None, sens_seeds=(0, 1, 2),
              ft: FinetuneConfig | None = None, model: nn.Module | None = None) -> CompressResult:
@@ -327,7 +327,8 @@ def run_tile(name: str, *, sparsity: float | None = None, remove_fraction: float
 #: which methods run on which zoo model (SR-init needs residual blocks)
 def methods_for(name: str, model: nn.Module, best_solver: str) -> list[str]:
     """Method labels that apply to zoo model ``name``."""
-    out = ["tile-identity", "tile-greedy", f"tile-{best_solver}", f"tile-{best_solver}+sensitivity"]
+    out = ["tile-identity", "tile-greedy", f"tile-{best_solver}", f"tile-{best_solver}+uniform",
+           f"tile-{best_solver}+sensitivity"]
     if srinit.residual_blocks(model):
         out.append("srinit")
     out += ["trp", "svd"]
@@ -344,13 +345,14 @@ def _row(model: str, label: str, budget: float, res: CompressResult, **extra) ->
 
 
 def compare(models=None, *, budgets=(0.3, 0.5, 0.7), quick: bool = False, best_solver: str = "anneal",
-            time_limit: float | None = 1.0, tile=(8, 8), seeds=None, ft: FinetuneConfig | None = None,
+            time_limit: float | None = 1.0, tile=(16, 1), seeds=None, ft: FinetuneConfig | None = None,
             trp_config: trp.TRPConfig | None = None, methods=None, log=print) -> list[dict]:
     """Every method on every zoo model at matched parameter budgets; one row per (model, method, budget).
 
     ``budgets`` are fractions of all parameters removed.  Tile pruning with
-    solver identity / greedy / ``best_solver`` (global budget, ``tile``),
-    ``best_solver`` with the SR-init sensitivity allocation, SR-init (models
+    solver identity / greedy / ``best_solver`` (TileTrans's global budget,
+    ``tile``), ``best_solver`` with the same sparsity in every layer
+    ("+uniform") and with the SR-init sensitivity allocation ("+sensitivity"), SR-init (models
     with residual blocks), TRP with ranks fixed by the budget, and the plain
     truncated SVD at TRP's ranks ("svd").  All get the same fine-tune.
     """
@@ -388,7 +390,8 @@ def compare(models=None, *, budgets=(0.3, 0.5, 0.7), quick: bool = False, best_s
                 else:
                     solver, _, alloc = label[len("tile-"):].partition("+")
                     res = run_tile(name, remove_fraction=b, solver=solver, tile=tile,
-                                   budget="sensitivity" if alloc else "global", sens=sens,
+                                   budget={"": "global", "uniform": "layer", "sensitivity": "sensitivity"}[alloc],
+                                   sens=sens,
                                    time_limit=None if solver in ("identity", "greedy") else time_limit,
                                    ft=ft, model=_load(name))
                     rows.append(_row(name, label, b, res))
