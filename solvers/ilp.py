@@ -671,11 +671,17 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
     else:
         J, rcx, unit = 1, rc, nfix + 1
 
-    def incumbent_items():
-        q_inc, keep_inc = incumbent_columns()
+    def items(q_, keep_):
         if explicit and bm.balanced is None:
-            return q_inc * J + keep_inc.sum(axis=1)
-        return q_inc
+            return q_ * J + keep_.sum(axis=1)
+        return q_
+
+    def incumbent_items():
+        return items(*incumbent_columns())
+
+    # the columns column generation produced hold the LP optimum's support: the first
+    # restricted program takes them all (when the LP optimum is integral, that is the answer)
+    master_items = np.unique(items(q_master, keep_master))
 
     # first a small restricted program (the best columns by reduced cost) to raise the
     # incumbent, which shrinks the survivors of the fixing; then the exact program
@@ -694,14 +700,13 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         # a solution using column c is worth at most b.y + rc(c) + (nblocks-1) rc_pos
         limit = V - tol - float(b @ y) - (nblocks - 1) * rc_pos
         survive = np.flatnonzero(rcx >= limit)
-        q_inc = incumbent_items()
-        exact = len(survive) <= cap
+        q_inc = np.union1d(incumbent_items(), master_items if rounds == 1 else np.zeros(0, dtype=np.int64))
+        # after the first round (usually a good incumbent), go exact as soon as the survivors fit
+        exact = len(survive) <= (cap if rounds == 1 else max(cap, int(o["mip_columns"])))
         if exact:
             q = np.union1d(survive, q_inc)
         else:
-            q = np.union1d(_top(rcx, cap), q_inc)
-        if not exact:
-            q = q[: max(len(q_inc), int(o["mip_columns"]))]
+            q = np.union1d(_top(rcx, min(cap, int(o["mip_columns"]))), q_inc)
         if run.time_limit is not None:
             # building the program costs time too: keep what can be built in half the time left
             fits = int(0.5 * max(0.0, run.time_left() - _MARGIN * run.time_limit) / (rate * unit))
