@@ -121,9 +121,7 @@ def ranking(summary: list[dict]) -> list[dict]:
         rows = [{"budget": budget, "solver": n, "instances": len(a["ranks"]), "mean_rank": float(np.mean(a["ranks"])),
                  "mean_gap_best": float(np.mean(a["gaps"])), "max_gap_best": float(np.max(a["gaps"])),
                  "wins": a["wins"], "mean_seconds": float(np.mean(a["secs"]))} for n, a in acc.items()]
-        # a solver that ran on fewer instances (errors, unsupported axes) is ranked after those that ran on all
-        most = max((r["instances"] for r in rows), default=0)
-        rows.sort(key=lambda r: (r["instances"] < most, r["mean_rank"], r["mean_gap_best"]))
+        rows.sort(key=lambda r: (r["mean_rank"], r["mean_gap_best"]))
         for i, r in enumerate(rows, 1):
             r["place"] = i
         out += rows
@@ -155,8 +153,9 @@ def _markdown(summary, rank, best, bound, errors, meta, manifest) -> str:
              "(best bound - value) / best bound; medians over seeds. Time is the solver's wall time in seconds "
              "(its budget is a limit; solvers that converge stop earlier).", ""]
     parts += ["## Ranking per time budget", "",
-              "Mean rank over instances (1 = smallest gap to best known; ties share a rank), mean and worst gap, "
-              "number of instances where the solver is best (ties count for all), mean time.", ""]
+              "Mean rank over the instances each solver ran on (1 = smallest gap to best known; ties share a rank), "
+              "mean and worst gap, the number of instances where it is best (ties count for all) out of those it ran "
+              "on (a solver that does not handle an instance's axes, or failed on it, has fewer), mean time.", ""]
     for b in budgets:
         rs = [r for r in rank if r["budget"] == b]
         parts += [f"**budget {b:g} s**", "",
@@ -244,7 +243,11 @@ def plot_anytime(rows, best, out_dir) -> list[str]:
         rs = [r for r in rows if r["instance"] == inst]
         top = max(r["budget"] for r in rs)
         rs = [r for r in rs if r["budget"] == top]
-        grid = np.logspace(math.log10(tmin), math.log10(top * 1.3), 200)
+        # runs that overshoot their budget (a step that cannot be interrupted) are shown to their end
+        tmax = max(top * 1.3, 1.1 * max(r["seconds"] for r in rs))
+        # the trace times themselves are on the grid, so no improvement falls between two grid points
+        marks = [max(t, tmin) for r in rs for t, _ in r["trace"]] + [max(r["seconds"], tmin) for r in rs]
+        grid = np.unique(np.concatenate([np.logspace(math.log10(tmin), math.log10(tmax), 240), marks]))
         b = best[inst]
         ymax = 0.0
         for s in solvers:
@@ -268,7 +271,8 @@ def plot_anytime(rows, best, out_dir) -> list[str]:
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=0.01)
         ax.set_ylim(bottom=-0.001, top=max(ymax * 1.5, 0.1))
-        ax.set_xlim(tmin, top * 1.3)
+        ax.set_xlim(tmin, tmax)
+        ax.axvline(top, color="0.5", lw=0.8, ls=":")
         ax.set_title(inst, fontsize=8)
         ax.grid(True, which="major", alpha=0.3)
         ax.set_xlabel("seconds", fontsize=8)
@@ -278,7 +282,7 @@ def plot_anytime(rows, best, out_dir) -> list[str]:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=colors[s], lw=2) for s in solvers]
     _frame(fig, handles, solvers, "Quality against time at the largest budget (median over seeds, shaded: "
-           "min-max; dot: run ends; lower is better)")
+           "min-max; dot: run ends; dotted line: the budget; lower is better)")
     return _save(fig, out_dir, "anytime")
 
 
