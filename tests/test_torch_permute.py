@@ -14,7 +14,15 @@ SOLVERS = list(permsolve.solvers())
 LIMITED = 0.2   # seconds per group for anytime solvers
 
 
-def _x(n=64):
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)     # tiny models: one thread is as fast and does not fight other jobs
+    yield
+    torch.set_num_threads(n)
+
+
+def _x(n=32):
     return zoo.digits("val")[0][:n]
 
 
@@ -65,16 +73,18 @@ def test_trained_zoo_outputs_unchanged(name, solver):
 @pytest.mark.parametrize("scope", ["layer", "group"])
 @pytest.mark.parametrize("name", ["resnet", "concatnet"])
 def test_random_weights_nondefault_batchnorm(name, scope):
-    torch.manual_seed(7)
-    model = _randomize_bn(zoo.build(name))
     x = _x()
-    with torch.no_grad():
-        ref = model(x)
+    permuted = []
     for solver in ("greedy", "hungarian"):
+        torch.manual_seed(7)
+        model = _randomize_bn(zoo.build(name))
+        with torch.no_grad():
+            ref = model(x)
         rep = _run(model, solver, scope=scope, tile=(4, 4))
-        assert any(g.permuted for g in rep.groups)
-    with torch.no_grad():
-        assert float((model(x) - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+        permuted += [g.permuted for g in rep.groups]
+        with torch.no_grad():
+            assert float((model(x) - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+    assert any(permuted)
 
 
 def test_layers_really_are_permuted():

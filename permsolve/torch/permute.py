@@ -187,7 +187,8 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
                   layer_sparsity: Mapping[str, float] | None = None) -> TileProblem:
     """The :class:`~permsolve.TileProblem` of one channel group, from the current weights.
 
-    Every member binds the group's one permutation, named ``"perm"``: producers
+    Every member binds the group's one permutation, named ``"perm"`` (``"row"``
+    or ``"col"`` when the problem has a single matrix): producers
     with their rows (unit 1), consumers with a column range (unit ``kh*kw``
     for a conv, ``h*w`` for a flattened channel), depthwise convs with their
     rows.  ``scope="layer"`` counts the producers only.
@@ -218,10 +219,13 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
             members.append(Member(M, tile, s, mask, rows="perm", name=f"{b.module} depthwise"))
     if not members:
         raise ValueError(f"group {group.name} has no weight matrix to optimise")
-    axis = None
-    if len(members) == 1:
-        axis = "rows" if members[0].rows else "cols"
-    return TileProblem(members, {"perm": group.size}, axis=axis)
+    if len(members) == 1:  # a single-matrix problem, named as from_matrix names it
+        m = members[0]
+        axis = "rows" if m.rows else "cols"
+        pname = "row" if m.rows else "col"
+        m.rows, m.cols = (pname, None) if m.rows else (None, pname)
+        return TileProblem(members, {pname: group.size}, axis=axis)
+    return TileProblem(members, {"perm": group.size})
 
 
 # -------------------------------------------------------------- the check
@@ -336,7 +340,8 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
             report.groups.append(GroupReport(g.name, g.size, members, solver, skipped=why))
             continue
         res = solve(problem, solver, time_limit=time_limit, seed=seed, **solver_options)
-        perm = np.asarray(res.perms["perm"], dtype=np.int64)
+        (perm,) = res.perms.values()
+        perm = np.asarray(perm, dtype=np.int64)
         report.groups.append(GroupReport(g.name, g.size, members, solver, problem.evaluate(),
                                          res.retained, problem.total, res.bound, res.seconds, perm))
         apply_permutation(model, g, perm)

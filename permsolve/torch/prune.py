@@ -9,14 +9,17 @@ forward pre-hook, so it stays in force while the model is fine-tuned, and
 
 Tiles are ``h x w`` blocks of the matrix view ``(out, in*kh*kw)``.  A tile
 that runs past the edge of a matrix (every tile, when the tile is larger than
-the matrix) is zero-padded: its score is the sum of its real entries, and its
-*mean* (the global rule) divides by ``h*w``, like the core problem's padded
-edge tiles.
+the matrix) is clipped to the matrix.  Inside one layer tiles are ranked by
+their summed importance, as in the core problem (an edge tile counts as
+zero-padded, so it ranks low); the global rule ranks tiles across layers by
+their *mean* importance over the entries they really have, as TileTrans's
+``mean |W|`` over a partial tile does, so that a 16-channel layer under 32x1
+tiles is not judged half as important as a 64-channel one.
 
 Budgets
 -------
 ``global`` (TileTrans): one threshold over the mean importance of every tile
-of every pruned layer; ``round(s * all tiles)`` tiles with the lowest means
+(over its real entries) of every pruned layer; ``round(s * all tiles)`` tiles with the lowest means
 are pruned, so a layer may end up much sparser than ``s``, or fully pruned.
 ``layer``: every layer keeps its own best ``1 - s`` of tiles (the mask
 family ``mask``).  ``layer_sparsity`` (a dict module name -> sparsity)
@@ -168,7 +171,11 @@ def tile_masks(model: nn.Module, *, tile, sparsity: float, metric: str = "l1", b
     unknown = sorted(set(ls) - set(layers))
     if unknown:
         raise ValueError(f"layer_sparsity names layers that are not prunable: {', '.join(unknown)}")
-    scores = {name: tile_scores(importance_of(weight_matrix(mod), metric), h, w) for name, mod in layers.items()}
+    scores, sizes = {}, {}
+    for name, mod in layers.items():
+        imp = importance_of(weight_matrix(mod), metric)
+        scores[name] = tile_scores(imp, h, w)
+        sizes[name] = tile_scores(np.ones_like(imp), h, w)   # real entries of each (clipped) tile
     keep: dict[str, np.ndarray] = {}
     fam = get_mask(mask)
     for name, T in scores.items():
@@ -179,7 +186,7 @@ def tile_masks(model: nn.Module, *, tile, sparsity: float, metric: str = "l1", b
             keep[name] = np.zeros(T.shape, bool) if s >= 1.0 else fam.select(T, s)
     rest = [n for n in scores if n not in keep]
     if rest:  # global budget: one threshold over the tile means of the remaining layers
-        means = np.concatenate([scores[n].ravel() / (h * w) for n in rest])
+        means = np.concatenate([(scores[n] / sizes[n]).ravel() for n in rest])
         k = n_pruned(float(sparsity), means.size)
         flat_keep = np.ones(means.size, bool)
         flat_keep[np.argsort(means, kind="stable")[:k]] = False
