@@ -79,7 +79,15 @@ def collect(db_path, manifest=None) -> tuple[list[dict], dict, dict, list[dict]]
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Medians over seeds per (instance, solver, budget)."""
+    """Medians over seeds per (instance, solver, budget).
+
+    Examples
+    --------
+    >>> rows = [{"instance": "i", "family": "f", "rows": 4, "cols": 4, "tile": "2x2", "solver": "s", "budget": 1.0,
+    ...          "fraction": 0.5, "gap_bound": 0.1, "gap_best": g, "seconds": 0.1, "optimal": 0} for g in (0.0, 0.2, 0.1)]
+    >>> summarise(rows)[0]["gap_best"], summarise(rows)[0]["runs"]
+    (0.1, 3)
+    """
     groups = defaultdict(list)
     for r in rows:
         groups[(r["instance"], r["solver"], r["budget"])].append(r)
@@ -97,7 +105,15 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def ranking(summary: list[dict]) -> list[dict]:
-    """Per budget: each solver's mean rank over instances (1 = best gap), mean gap, wins, mean time."""
+    """Per budget: each solver's mean rank over instances (1 = best gap), mean gap, wins, mean time.
+
+    Examples
+    --------
+    >>> summary = [{"instance": i, "solver": s, "budget": 1.0, "gap_best": g, "seconds": 0.1}
+    ...            for i, s, g in [("a", "x", 0.0), ("a", "y", 0.1), ("b", "x", 0.0), ("b", "y", 0.0)]]
+    >>> [(r["solver"], r["mean_rank"], r["wins"]) for r in ranking(summary)]
+    [('x', 1.25, 2), ('y', 1.75, 1)]
+    """
     from scipy.stats import rankdata
 
     out = []
@@ -367,7 +383,15 @@ def _save(fig, out_dir, stem) -> list[str]:
 
 # --------------------------------------------------------------- auto
 def auto_table(summary) -> dict:
-    """The ``auto`` solver's table: for each instance and budget, the solvers ranked by gap to best known."""
+    """The ``auto`` solver's table: for each instance and budget, the solvers ranked by gap to best known.
+
+    Examples
+    --------
+    >>> t = auto_table([{"instance": "i", "family": "f", "rows": 4, "cols": 4, "tile": "2x2", "budget": 1.0,
+    ...                  "solver": s, "gap_best": g, "seconds": 0.1} for s, g in (("x", 0.2), ("y", 0.0))])
+    >>> t["entries"][0]["ranking"][0][0]
+    'y'
+    """
     groups = defaultdict(list)
     for s in summary:
         groups[(s["instance"], s["budget"])].append(s)
