@@ -75,6 +75,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+# imported here, not in the solve, so that the first solve's clock does not pay for it
+from ortools.linear_solver import pywraplp
+from ortools.sat.python import cp_model
+from scipy.optimize import linprog
 
 from permsolve.bounds import col_profile, row_profile
 from permsolve.problem import TileProblem
@@ -276,8 +280,6 @@ class ILP(Solver):
 
     # --------------------------------------------------------------- CP-SAT
     def _cpsat(self, problem, bm: BlockModel, run, rng):
-        from ortools.sat.python import cp_model
-
         o = self.opts
         t0 = time.perf_counter()
         R, sizes, side = bm.R, bm.sizes, bm.side
@@ -291,53 +293,68 @@ class ILP(Solver):
         top = _top_sums(Rc, n)                          # top[j, b]: j largest of column b
         M = top[sizes]                                   # M[a, b] = top[size_a, b]
 
+        # rough cost of building the model in Python (25 us a variable or constraint, 1 us a term)
+        estimate = 25e-6 * (n * A + 3 * n * nf + 2 * A * nfix) + 1e-6 * A * nfix * n
+        if run.time_limit is not None and estimate > 0.4 * (run.time_left() - _MARGIN * run.time_limit):
+            return self._give_up(problem, run, f"building the model would take about {estimate:.2g} s")
         model = cp_model.CpModel()
+        Sum, WSum = cp_model.LinearExpr.Sum, cp_model.LinearExpr.WeightedSum
         # x[i, a]; with symmetry breaking, item i can only be in full block a <= i
         allowed = np.ones((n, A), dtype=bool)
         if o["symmetry"] and nf > 1:
             allowed[:, :nf] = np.arange(n)[:, None] >= np.arange(nf)[None, :]
         x = np.empty((n, A), dtype=object)
-        for i in range(n):
-            for a in range(A):
-                x[i, a] = model.NewBoolVar(f"x{i}_{a}") if allowed[i, a] else 0
-        y = np.array([[model.NewBoolVar(f"y{a}_{b}") for b in range(nfix)] for a in range(A)], dtype=object)
-        z = np.array([[model.NewIntVar(0, int(M[a, b]), f"z{a}_{b}") for b in range(nfix)] for a in range(A)],
+        for i, a in zip(*np.nonzero(allowed)):
+            x[i, a] = model.NewBoolVar("")
+        y = np.array([[model.NewBoolVar("") for b in range(nfix)] for a in range(A)], dtype=object)
+        z = np.array([[model.NewIntVar(0, int(M[a, b]), "") for b in range(nfix)] for a in range(A)],
                      dtype=object)
+        cols_x = [list(x[allowed[:, a], a]) for a in range(A)]
         for i in range(n):
-            model.AddExactlyOne([x[i, a] for a in range(A) if allowed[i, a]])
+            model.AddExactlyOne(list(x[i, allowed[i]]))
         for a in range(A):
-            model.Add(sum(x[i, a] for i in range(n) if allowed[i, a]) == int(sizes[a]))
+            model.Add(Sum(cols_x[a]) == int(sizes[a]))
         if o["symmetry"] and nf > 1:
-            for a in range(1, nf):
-                for i in range(a, n):
-                    # block a may hold item i only if block a-1 holds an earlier item
-                    model.Add(x[i, a] <= sum(x[j, a - 1] for j in range(a - 1, i)))
+            # started[i, a] = number of items <= i in block a (a prefix sum, so the LP is unchanged);
+            # block a may hold item i only if block a-1 holds an earlier item
+            for a in range(nf - 1):
+                prev = None
+                for i in range(a, n - 1):
+                    cur = model.NewIntVar(0, int(sizes[a]), "")
+                    model.Add(cur == (x[i, a] if prev is None else prev + x[i, a]))
+                    if allowed[i + 1, a + 1]:
+                        model.Add(x[i + 1, a + 1] <= cur)
+                    prev = cur
+            if run.time_limit is not None and time.perf_counter() - t0 > 0.5 * max(0.0, run.time_left()):
+                return self._give_up(problem, run, "building the model took the time")
         # masks
         if bm.balanced is None:
-            model.Add(sum(y.ravel()) == bm.k)
+            model.Add(Sum(list(y.ravel())) == bm.k)
         elif bm.balanced == "free":
             for a in range(A):
-                model.Add(sum(y[a]) == bm.kb)
+                model.Add(Sum(list(y[a])) == bm.kb)
         else:
             for b in range(nfix):
-                model.Add(sum(y[:, b]) == bm.kb)
+                model.Add(Sum(list(y[:, b])) == bm.kb)
         # tile scores
         for a in range(A):
             idx = np.flatnonzero(allowed[:, a])
             for b in range(nfix):
                 coef = Rc[idx, b]
                 nz = coef > 0
-                model.Add(z[a, b] <= cp_model.LinearExpr.WeightedSum(list(x[idx[nz], a]), coef[nz].tolist()))
+                model.Add(z[a, b] <= WSum(list(x[idx[nz], a]), coef[nz].tolist()))
                 model.Add(z[a, b] <= int(M[a, b]) * y[a, b])
+        if run.time_limit is not None and time.perf_counter() - t0 > 0.5 * max(0.0, run.time_left()):
+            return self._give_up(problem, run, "building the model took the time")
         # bound cuts
         if o["cuts"]:
             G = top[np.minimum(np.arange(A + 1) * side, n)]  # G[j, b]
             for b in range(nfix):
-                zs = sum(z[:, b])
+                zs = Sum(list(z[:, b]))
                 if bm.balanced == "fixed":
                     model.Add(zs <= int(G[bm.kb, b]))
                     continue
-                ns = sum(y[:, b])
+                ns = Sum(list(y[:, b]))
                 for j in range(A):
                     slope = int(G[j + 1, b] - G[j, b])
                     if j > 0 and slope == int(G[j, b] - G[j - 1, b]):
@@ -349,8 +366,8 @@ class ILP(Solver):
                 P = np.sort(Rc, axis=1)[:, ::-1][:, : bm.kb].sum(axis=1)
                 for a in range(A):
                     idx = np.flatnonzero(allowed[:, a])
-                    model.Add(sum(z[a]) <= cp_model.LinearExpr.WeightedSum(list(x[idx, a]), P[idx].tolist()))
-        model.Maximize(sum(z.ravel()))
+                    model.Add(Sum(list(z[a])) <= WSum(list(x[idx, a]), P[idx].tolist()))
+        model.Maximize(Sum(list(z.ravel())))
 
         # hint: the incumbent, relabelled to satisfy the symmetry breaking
         block_of = bm.blocks_from_perm(run.best_perms[bm.perm_name])
@@ -397,6 +414,11 @@ class ILP(Solver):
         run.info.update(status=name, best_bound=proven, gap=_gap(run.best, proven), scale=scale,
                         build_seconds=build, solve_seconds=solver.WallTime(), conflicts=solver.NumConflicts(),
                         branches=solver.NumBranches(), solutions=solved["n"])
+
+    def _give_up(self, problem, run, why):
+        run.proven_bound = problem.bound
+        run.info.update(status="NOT_STARTED", best_bound=problem.bound, gap=_gap(run.best, problem.bound),
+                        stopped=why)
 
     def _hint_cpsat(self, model, bm, problem, run, block_of, x, y, z, Rc, allowed):
         n, A = len(block_of), bm.n_free
@@ -599,8 +621,6 @@ class _Columns:
 
 
 def _solve_patterns(o, problem, bm: BlockModel, run, rng):
-    from scipy.optimize import linprog
-
     t0 = time.perf_counter()
     cols = _Columns(bm)
     n, nfix, nblocks = bm.R.shape[0], bm.n_fixed, bm.n_free
@@ -743,8 +763,6 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
 
 def _pattern_mip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, share: float):
     """Integer program over subsets ``q``; returns (status name, valid bound on that program or None)."""
-    from ortools.sat.python import cp_model
-
     t0 = time.perf_counter()
     n, nfix = cols.n, cols.nfix
     nq = len(q)
@@ -845,8 +863,6 @@ def _incumbent_blocks(problem, bm: BlockModel, run):
 
 def _pattern_mip_scip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, share: float):
     """The same integer program solved by SCIP through pywraplp (floating point)."""
-    from ortools.linear_solver import pywraplp
-
     t0 = time.perf_counter()
     n, nfix, nq = cols.n, cols.nfix, len(q)
     T = cols.T[q]
@@ -918,8 +934,6 @@ def _explicit_mip(o, problem, bm, cols: _Columns, qs: np.ndarray, js: np.ndarray
     """Set partitioning over columns (subset qs[c], keeps its js[c] best tiles), CP-SAT."""
     if o["backend"] == "scip":
         return _explicit_mip_scip(o, problem, bm, cols, qs, js, Fall, run, rng, share)
-    from ortools.sat.python import cp_model
-
     t0 = time.perf_counter()
     n, nc = cols.n, len(qs)
     val = Fall[qs, js]
@@ -988,8 +1002,6 @@ def _explicit_mip(o, problem, bm, cols: _Columns, qs: np.ndarray, js: np.ndarray
 
 def _explicit_mip_scip(o, problem, bm, cols: _Columns, qs, js, Fall, run, rng, share):
     """:func:`_explicit_mip` through SCIP (pywraplp, floating point, gap 0)."""
-    from ortools.linear_solver import pywraplp
-
     t0 = time.perf_counter()
     n, nc = cols.n, len(qs)
     val = Fall[qs, js]
