@@ -273,7 +273,7 @@ class AnnealState:
             g0, kk = row[K.M_GOFF], row[K.M_K]
             if row[K.M_GLOBAL]:
                 sl = slice(t0, t0 + mb * nb)
-                K.band_rebuild(self.T[sl], self.sv[sl], self.sid[sl], self.pos[sl], kk, self.mem, mi, self.bandf)
+                K.band_rebuild(self.T[sl], self.sv[sl], self.sid[sl], kk, self.mem, mi, self.bandf)
                 self.ksum[g0] = np.sort(T.ravel())[mb * nb - kk:].sum() if kk > 0 else 0.0
             else:
                 o = np.argsort(T, axis=1, kind="stable")
