@@ -347,7 +347,7 @@ def _band_apply(T, sv, sid, k, mem, mi, bandf, ids, vals, hole, order, tmp_v, tm
         tid = ids[t]
         old = T[tid]
         new = vals[t]
-        n_above += (new > hi_th) - (old > hi_th)
+        n_above += int(new > hi_th) - int(old > hi_th)
         if (old >= lo_th) & (old <= hi_th):      # rare: leaves the band
             j = np.searchsorted(svb, old)
             while sid[j] != tid:
