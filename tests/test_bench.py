@@ -178,11 +178,15 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
     db, man = tmp_path / "r.sqlite", tmp_path / "m.json"
     n_cells = len(SweepConfig(suite="smoke", solvers=["anneal", "greedy"], budgets=[0.4],
                               seeds=list(range(8))).cells())
+    err = open(tmp_path / "stderr.txt", "w+")
     proc = subprocess.Popen(_sweep_cmd(db, man), cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=err)
     try:
         deadline = time.time() + 90
         while time.time() < deadline:
+            if proc.poll() is not None:
+                err.seek(0)
+                pytest.fail(f"the sweep ended (status {proc.returncode}) before it could be killed: {err.read()[-2000:]}")
             if db.exists():
                 try:
                     if _count(db)[0] >= 4:

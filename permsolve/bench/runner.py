@@ -63,7 +63,8 @@ def run_cell(payload: dict) -> dict:
     row = {"cell": payload["key"], "instance": inst_d["name"], "family": inst_d["family"],
            "tile": "x".join(map(str, inst_d["tile"])), "sparsity": inst_d["sparsity"], "mask": inst_d["mask"],
            "axis": inst_d["axis"], "solver": payload["solver"], "options": payload["options"],
-           "budget": payload["budget"], "seed": payload["seed"], "recipe": inst_d, "env": environment(),
+           "budget": payload["budget"], "seed": payload["seed"], "recipe": inst_d,
+           "env": {**environment(), "loadavg": list(os.getloadavg())},
            "started_at": started}
     try:
         inst, problem, known = _problem(json.dumps(inst_d, sort_keys=True))
