@@ -49,13 +49,33 @@ def _one(solver: str, size: int, tile: str, time_limit: float | None) -> dict:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"solver": solver, "size": size, "tile": tile, "seconds": r.seconds, "build_seconds": build,
             "peak_rss": peak, "rss_before_solve": rss_before, "gap": (bound - r.retained) / bound,
-            "nit": int(r.nit), "hit_limit": bool(time_limit is not None and r.seconds >= 0.98 * time_limit),
+            "nit": int(r.nit), "hit_limit": bool(time_limit is not None and r.seconds >= 0.9 * time_limit),
             "status": "ok"}
+
+
+def _cpu() -> str:
+    from permsolve.bench.env import environment
+
+    return environment()["cpu"]
 
 
 def _rss_now() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _read_csv(path, time_limit):
+    rows = []
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            for k in ("seconds", "build_seconds", "gap", "wall"):
+                r[k] = float(r[k]) if r.get(k) else None
+            for k in ("size", "peak_rss", "rss_before_solve", "nit"):
+                r[k] = int(float(r[k])) if r.get(k) else None
+            if r["status"] == "ok":
+                r["hit_limit"] = time_limit is not None and r["seconds"] >= 0.9 * time_limit
+            rows.append(r)
+    return rows
 
 
 def _fit(points):
@@ -78,7 +98,13 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0, help="kill a run after this many seconds")
     ap.add_argument("--out", default="results/bench")
     ap.add_argument("--one", nargs=2, metavar=("SOLVER", "SIZE"), help=argparse.SUPPRESS)
+    ap.add_argument("--replot", metavar="CSV", help="rewrite the table and plot from an earlier scaling.csv")
     args = ap.parse_args(argv)
+    if args.replot:
+        rows = _read_csv(args.replot, args.time_limit)
+        os.makedirs(args.out, exist_ok=True)
+        write(rows, Path(args.out), args)
+        return 0
     tl = None if args.time_limit <= 0 else args.time_limit
     if args.one:
         print(json.dumps(_one(args.one[0], int(args.one[1]), args.tile, tl)))
@@ -127,10 +153,12 @@ def write(rows, out: Path, args) -> None:
     solvers = list(dict.fromkeys(r["solver"] for r in rows))
     sizes = sorted({r["size"] for r in rows})
     cell = {(r["solver"], r["size"]): r for r in rows}
+    load = os.getloadavg()[0]
     lines = [f"Time (s) / peak memory (GiB, whole process) / gap to bound (%) of one solve; square `scaled` matrices, "
              f"tile {args.tile}, sparsity 0.5, time limit {args.time_limit:g} s. "
              f"Command: `python benchmarks/scaling.py --sizes {','.join(map(str, sizes))} --solvers {','.join(solvers)} "
-             f"--time-limit {args.time_limit:g}`.", "",
+             f"--time-limit {args.time_limit:g}`. CPU: {_cpu()}, {os.cpu_count()} cores; load average when written: "
+             f"{load:.1f}.", "",
              "| solver | " + " | ".join(f"{s}x{s}" for s in sizes) + " | time exponent |",
              "|---|" + "---|" * (len(sizes) + 1)]
     for s in solvers:
@@ -170,6 +198,9 @@ def write(rows, out: Path, args) -> None:
         ax.set_ylabel(lab)
         ax.grid(True, alpha=0.3)
     a1.set_yscale("log")
+    if args.time_limit and args.time_limit > 0:
+        a1.axhline(args.time_limit, color="0.5", ls=":", lw=1)
+        a1.text(sizes[0], args.time_limit * 1.15, "time limit", fontsize=7, color="0.4")
     a1.legend(fontsize=8)
     fig.suptitle(f"Scaling, tile {args.tile}, sparsity 0.5, time limit {args.time_limit:g} s", fontsize=10)
     fig.tight_layout()
