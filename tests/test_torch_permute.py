@@ -87,18 +87,30 @@ def test_random_weights_nondefault_batchnorm(name, scope):
     assert any(permuted)
 
 
+def _perm_of(rep, bindings, n):
+    """The permutation the report applied to a binding such as ``"conv1 rows"`` (identity if none)."""
+    for g in rep.groups:
+        if g.perm is not None and bindings in g.members:
+            return torch.from_numpy(g.perm)
+    return torch.arange(n)
+
+
 def test_layers_really_are_permuted():
     model = zoo.load("resnet")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rep = permute_model(model, _x(), tile=(8, 8), sparsity=0.5, solver="hungarian")
     after = model.state_dict()
-    g = next(g for g in rep.groups if g.name == "layer3.0.conv1" and g.permuted)
+    g = next(g for g in rep.groups if g.name == "layer3.0.conv1")
+    assert g.permuted
     p = torch.from_numpy(g.perm)
+    q = _perm_of(rep, "layer3.0.conv1 cols[0:+32x9]", 32)      # its input: the stage-2 stream
     W0, W1 = before["layer3.0.conv1.weight"], after["layer3.0.conv1.weight"]
-    assert torch.equal(W1, W0[p]) and not torch.equal(W1, W0)
+    assert torch.equal(W1, W0[p][:, q]) and not torch.equal(W1, W0)
     assert torch.equal(after["layer3.0.bn1.running_mean"], before["layer3.0.bn1.running_mean"][p])
     assert torch.equal(after["layer3.0.bn1.running_var"], before["layer3.0.bn1.running_var"][p])
-    assert torch.equal(after["layer3.0.conv2.weight"], before["layer3.0.conv2.weight"][:, p])
+    r = _perm_of(rep, "layer3.0.conv2 rows", 64)                # its output: the stage-3 stream
+    assert torch.equal(after["layer3.0.conv2.weight"], before["layer3.0.conv2.weight"][r][:, p])
+    assert sum(g.permuted for g in rep.groups) >= 6
 
 
 def test_flatten_and_concat_consumers_permuted_by_blocks():
@@ -106,16 +118,17 @@ def test_flatten_and_concat_consumers_permuted_by_blocks():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rep = permute_model(model, _x(), tile=(8, 8), sparsity=0.5, solver="hungarian")
     after = model.state_dict()
-    for g in rep.groups:
-        if g.name == "conv" and g.permuted:   # conv (64 ch of 4x4) -> flatten -> fc1: blocks of 16 columns
-            p = torch.from_numpy(g.perm)
-            W0 = before["fc1.weight"].reshape(64, 64, 16)
-            assert torch.equal(after["fc1.weight"], W0[:, p].reshape(64, 1024))
-        if g.name == "pw" and g.permuted:     # concat offset 32 in bn and conv input
-            p = torch.from_numpy(g.perm)
-            assert torch.equal(after["bn.running_mean"][32:], before["bn.running_mean"][32:][p])
-            assert torch.equal(after["conv.weight"][:, 32:], before["conv.weight"][:, 32:][:, p])
-    assert any(g.permuted for g in rep.groups)
+    by = {g.name: (torch.from_numpy(g.perm) if g.perm is not None else None) for g in rep.groups}
+    assert sum(g.permuted for g in rep.groups) >= 3
+    # conv (64 channels of 4x4) -> flatten -> fc1: each channel is a block of 16 columns
+    p_conv, p_fc1 = by["conv"], by["fc1"]
+    W0 = before["fc1.weight"][p_fc1].reshape(64, 64, 16)
+    assert torch.equal(after["fc1.weight"], W0[:, p_conv].reshape(64, 1024))
+    # concat: branch_a's 32 channels at offset 0, pw's 48 at offset 32 of bn and of conv's input
+    p_a, p_pw = by["branch_a.0"], by["pw"]
+    cat = torch.cat([p_a, 32 + p_pw])
+    assert torch.equal(after["bn.running_mean"], before["bn.running_mean"][cat])
+    assert torch.equal(after["conv.weight"], before["conv.weight"][p_conv][:, cat])
 
 
 def test_wrong_permutation_is_caught_and_model_restored(monkeypatch):

@@ -137,7 +137,8 @@ def test_prune_cli_zoo_and_factory(tmp_path, capsys):
     state = torch.load(out, weights_only=True)
     m = zoo.build("mlp")
     m.load_state_dict(state)                 # masks made permanent: the plain model's keys
-    assert float((m.fc1.weight == 0).float().mean()) >= 0.4
+    zeros = sum(int((mod.weight == 0).sum()) for mod in (m.fc1, m.fc2, m.fc3))
+    assert zeros >= 0.3 * sum(mod.weight.numel() for mod in (m.fc1, m.fc2, m.fc3))
     out2 = tmp_path / "f.pt"
     assert main(["prune", "permsolve.zoo.models:MLP", "--input-shape", "4,1,8,8", "--tile", "8x8",
                  "--sparsity", "0.3", "--budget", "layer", "--out", str(out2), "--keep-masks"]) == 0
