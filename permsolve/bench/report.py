@@ -164,7 +164,8 @@ def _markdown(summary, rank, best, bound, errors, meta, manifest) -> str:
     parts = ["# Benchmark report", "",
              f"{meta['runs']} runs from `{meta['db']}` ({meta['errors']} errors), "
              f"{len(instances)} instances, solvers {', '.join(solvers)}, budgets {', '.join(f'{b:g}' for b in budgets)} s. "
-             f"CPU: {meta['cpu']}; commit(s): {', '.join(meta['commits']) or 'unknown'}. Written by `permsolve report`.", "",
+             f"CPU: {meta['cpu']}" + (f", {meta['load']}" if meta.get("load") else "") +
+             f"; commit(s): {', '.join(meta['commits']) or 'unknown'}. Written by `permsolve report`.", "",
              "Gaps are in percent: *gap to best* = (best known - value) / best known, *gap to bound* = "
              "(best bound - value) / best bound; medians over seeds. Time is the solver's wall time in seconds "
              "(its budget is a limit; solvers that converge stop earlier).", ""]
@@ -433,6 +434,10 @@ def write_report(db_path, out_dir, *, manifest=None) -> list[str]:
             "cpu": sorted({r["env"].get("cpu", "?") for r in rows if r.get("env")}) or ["?"],
             "commits": sorted({(r.get("config") or {}).get("commit") or "" for r in rows} - {""})}
     meta["cpu"] = "; ".join(meta["cpu"])
+    loads = [r["env"]["loadavg"][0] for r in rows if r.get("env") and r["env"].get("loadavg")]
+    cores = sorted({r["env"].get("cores") for r in rows if r.get("env") and r["env"].get("cores")})
+    meta["load"] = (f"{'/'.join(map(str, cores))} cores; 1-min load average during the runs: median "
+                    f"{np.median(loads):.1f}, max {np.max(loads):.1f}" if loads else "")
     files = []
     md = os.path.join(out_dir, "report.md")
     Path(md).write_text(_markdown(summary, rank, best, bound, errors, meta, Manifest(manifest)))
