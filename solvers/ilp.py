@@ -200,7 +200,7 @@ class ILP(Solver):
     name = "ilp"
     description = "exact CP-SAT/MIP model (rows to blocks) with bound cuts and symmetry breaking; proves optimality"
     options = {
-        "start": "hungarian",     # heuristic giving the hint: hungarian, greedy or none
+        "start": "hungarian",     # solver giving the start and the hint: hungarian, greedy, anneal..., or none
         "model": "auto",          # patterns (set partitioning), compact (rows to blocks), auto
         "max_patterns": 1_000_000,  # auto: patterns when C(n, h) is at most this, else compact
         "backend": "scip",        # integer program of the patterns model: scip (pywraplp) or cp-sat
@@ -223,8 +223,11 @@ class ILP(Solver):
             raise ValueError(f"ilp: backend must be cp-sat or scip, got {o['backend']!r}")
         if o["model"] not in ("auto", "patterns", "compact"):
             raise ValueError(f"ilp: model must be auto, patterns or compact, got {o['model']!r}")
-        if o["start"] not in ("hungarian", "greedy", "none"):
-            raise ValueError(f"ilp: start must be hungarian, greedy or none, got {o['start']!r}")
+        if o["start"] != "none":
+            from permsolve.registry import solvers
+            known = sorted(set(solvers()) - {self.name})
+            if o["start"] not in known:
+                raise ValueError(f"ilp: start must be none or one of {', '.join(known)}, got {o['start']!r}")
         if int(o["num_workers"]) < 1:
             raise ValueError(f"ilp: num_workers must be >= 1, got {o['num_workers']}")
         if not (0 < float(o["precision"]) < 1e-3):
@@ -720,13 +723,15 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         # a solution using column c is worth at most b.y + rc(c) + (nblocks-1) rc_pos
         limit = V - tol - float(b @ y) - (nblocks - 1) * rc_pos
         survive = np.flatnonzero(rcx >= limit)
-        q_inc = np.union1d(incumbent_items(), master_items if rounds == 1 else np.zeros(0, dtype=np.int64))
+        q_inc = incumbent_items()
         # after the first round (usually a good incumbent), go exact as soon as the survivors fit
-        exact = len(survive) <= (cap if rounds == 1 else max(cap, int(o["mip_columns"])))
+        exact = len(survive) <= (4 * cap if rounds == 1 else max(cap, int(o["mip_columns"])))
         if exact:
             q = np.union1d(survive, q_inc)
         else:
             q = np.union1d(_top(rcx, min(cap, int(o["mip_columns"]))), q_inc)
+            if rounds == 1:
+                q = np.union1d(q, master_items)
         if run.time_limit is not None:
             # building the program costs time too: keep what can be built in half the time left
             fits = int(0.5 * max(0.0, run.time_left() - _MARGIN * run.time_limit) / (rate * unit))

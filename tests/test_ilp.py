@@ -197,7 +197,7 @@ def test_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="axis"):
         solve(TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5, axis="both"), "ilp")
     p = TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5)
-    for bad in ({"backend": "gurobi"}, {"model": "magic"}, {"start": "anneal"}, {"num_workers": 0}):
+    for bad in ({"backend": "gurobi"}, {"model": "magic"}, {"start": "ilp"}, {"start": "tabu"}, {"num_workers": 0}):
         with pytest.raises(ValueError):
             solve(p, "ilp", **bad)
     cls = get_solver("ilp")
