@@ -47,6 +47,20 @@ class BoundViolation(AssertionError):
     """A value above a bound: a bug in a solver or in a bound."""
 
 
+def _dump(entries: dict) -> str:
+    """JSON with one line per instance field: readable, and a diff shows what changed."""
+    lines = ['{', ' "about": "best value ever found and best bound of every instance; updated by `permsolve bench`",',
+             ' "instances": {']
+    items = list(entries.items())
+    for i, (name, e) in enumerate(items):
+        fields = [f'   {json.dumps(k)}: {json.dumps(v, sort_keys=True)}' for k, v in e.items()]
+        lines.append(f'  {json.dumps(name)}: {{')
+        lines.append(",\n".join(fields))
+        lines.append("  }" + ("," if i < len(items) - 1 else ""))
+    lines += [" }", "}", ""]
+    return "\n".join(lines)
+
+
 class InstanceChanged(ValueError):
     """An instance no longer matches its manifest entry (its total importance differs): stale best values."""
 
@@ -154,13 +168,11 @@ class Manifest:
     def save(self) -> None:
         """Write atomically (temporary file, then rename): a kill never leaves half a manifest."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"about": "best value ever found and best bound of every instance; updated by `permsolve bench`",
-                "instances": dict(sorted(self.entries.items()))}
+        text = _dump(dict(sorted(self.entries.items())))
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".manifest-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent=1, sort_keys=False)
-                f.write("\n")
+                f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)

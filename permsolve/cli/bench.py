@@ -2,7 +2,7 @@
 
 ``permsolve bench [CONFIG] [--suite smoke|standard|large] [--instances NAME,...]
 [--solvers NAME,...] [--budgets SECONDS,...] [--seeds N,...] [--db PATH]
-[--scheduler ADDRESS] [--workers N] [--manifest PATH] [--retry-errors] [--list] [--dry-run] [--no-progress]``
+[--scheduler ADDRESS] [--workers N] [--manifest PATH] [--retry-errors] [--list] [--init-manifest] [--dry-run] [--no-progress]``
 """
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def add_parser(sub):
     p.add_argument("--manifest", default=None, metavar="PATH", help="manifest to update (default: problems/manifest.json)")
     p.add_argument("--retry-errors", action="store_true", help="run again the cells stored with an error")
     p.add_argument("--list", action="store_true", help="list the suite's instances and exit")
+    p.add_argument("--init-manifest", action="store_true",
+                   help="add the instances' manifest entries (provenance, total, bound) without running anything")
     p.add_argument("--dry-run", action="store_true", help="print the cells that would run and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -65,6 +67,16 @@ def run(args):
         for inst in instances:
             m, n = inst.shape()
             print(f"{inst.name:48s} {inst.family:9s} {m}x{n} tile {inst.tile[0]}x{inst.tile[1]} s={inst.sparsity:g}")
+        return 0
+    if args.init_manifest:
+        from permsolve.problems.manifest import Manifest
+
+        man = Manifest(cfg.manifest)
+        new = [inst.name for inst in instances if inst.name not in man]
+        for inst in instances:
+            man.ensure(inst)
+        man.save()
+        print(f"{len(new)} new manifest entries in {man.path} ({len(instances)} instances)")
         return 0
     cells = cfg.cells()
     if args.dry_run:
