@@ -187,7 +187,8 @@ def run_trp(name: str, *, config: trp.TRPConfig | None = None, remove_fraction: 
     ``baseline`` the trained model is also truncated (plain SVD, no training)
     at the same ranks, decomposed and fine-tuned the same way; its figures
     are in ``details["svd_baseline"]``.  A model without selectable convs
-    (the MLP) gets its Linear layers selected.
+    (the MLP), or whose convs alone cannot meet ``remove_fraction``, gets its
+    Linear layers selected too (``details["config"]["include_linear"]``).
     """
     t0 = time.perf_counter()
     cfg = copy.deepcopy(config) if config is not None else trp.TRPConfig()
@@ -204,6 +205,12 @@ def run_trp(name: str, *, config: trp.TRPConfig | None = None, remove_fraction: 
         raise ValueError(f"model {name!r} has no layer TRP can decompose")
     if remove_fraction is not None:
         cfg.ranks = trp.ranks_for_budget(model, layers, remove_fraction)
+        target = (1 - remove_fraction) * before.params
+        if trp.decomposed_params(model, cfg.ranks) > target and not cfg.include_linear:
+            # the convs alone cannot meet the budget (e.g. a large Linear head): add the Linear layers
+            cfg.include_linear = True
+            layers = trp.select_layers(model, include_linear=True)
+            cfg.ranks = trp.ranks_for_budget(model, layers, remove_fraction)
     trained = copy.deepcopy(model)
     X, y = _data("train")
     log = trp.train(trained, X, y, cfg, layers=layers, seed=seed)
