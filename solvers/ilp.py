@@ -490,8 +490,8 @@ def _n_patterns(bm: BlockModel) -> int:
     return total
 
 
-def _subsets(n: int, size: int, pad: int) -> np.ndarray:
-    """All ``size``-subsets of ``range(n)`` (rows), padded with ``pad`` to ``pad_to`` columns."""
+def _subsets(n: int, size: int) -> np.ndarray:
+    """All ``size``-subsets of ``range(n)``, one per row, in lexicographic order."""
     import itertools
 
     count = math.comb(n, size)
@@ -511,7 +511,7 @@ class _Columns:
         self.fam_count = np.array([c for _, c in fams], dtype=np.int64)
         parts, fam = [], []
         for f, (size, _) in enumerate(fams):
-            sub = _subsets(n, size, n)
+            sub = _subsets(n, size)
             if size < bm.side:
                 sub = np.hstack([sub, np.full((len(sub), bm.side - size), n, dtype=np.int32)])
             parts.append(sub)
