@@ -212,3 +212,13 @@ def test_backends_agree_beyond_brute_force(backend):
     b = solve(p, "ilp", time_limit=60, model="compact")
     assert a.optimal and b.optimal
     assert a.retained == pytest.approx(b.retained, rel=1e-9)
+
+
+def test_auto_start_uses_anneal_for_row_balanced_columns():
+    S = np.random.default_rng(3).random((12, 12))
+    p = TileProblem.from_matrix(S, tile=(3, 3), sparsity=0.5, mask="row-balanced", axis="cols")
+    r = solve(p, "ilp", time_limit=30)
+    assert r.info["start"]["solver"] == "anneal"
+    assert r.optimal and r.retained == pytest.approx(brute_force(p), rel=1e-9)
+    q = TileProblem.from_matrix(S, tile=(3, 3), sparsity=0.5, mask="row-balanced", axis="rows")
+    assert solve(q, "ilp", time_limit=30).info["start"]["solver"] == "hungarian"
