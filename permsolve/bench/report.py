@@ -146,7 +146,7 @@ def ranking(summary: list[dict]) -> list[dict]:
 
 # ------------------------------------------------------------- tables
 def _pct(x: float) -> str:
-    if x == 0:
+    if abs(x) < 1e-9:          # float noise of a sum taken in another order
         return "0"
     return f"{100 * x:.3g}"
 
