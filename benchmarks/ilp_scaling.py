@@ -74,15 +74,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5, help="seeds of the 16x16 rows")
     ap.add_argument("--large-seeds", type=int, default=3, help="seeds of the larger sizes")
-    ap.add_argument("--compare", action="store_true", help="patterns vs compact model, CP-SAT vs SCIP (16x16)")
+    ap.add_argument("--compare", action="store_true", help="patterns (SCIP, CP-SAT) vs compact model")
     ap.add_argument("--large", action="store_true", help="48x48 and 64x64 random matrices instead (slow)")
     args = ap.parse_args(argv)
     seeds = list(range(args.seeds))
     rows = []
     if args.compare:
-        for family in ("random", "lognormal"):
-            for opts in ({}, {"backend": "scip"}, {"model": "compact"}):
-                rows.append(run_row(16, 16, (4, 4), family, "global", seeds, 60, **opts))
+        for m, family, mask in [(16, "random", "global"), (16, "lognormal", "row-balanced"),
+                                (24, "lognormal", "row-balanced"), (32, "random", "global")]:
+            for opts in ({"backend": "scip"}, {"backend": "cp-sat"}, {"model": "compact"}):
+                rows.append(run_row(m, m, (4, 4), family, mask, seeds, 60, **opts))
                 print_table(rows[-1:], header=False)
         print()
         print_table(rows)
