@@ -267,6 +267,54 @@ def plot(rows, out: Path) -> None:
         plt.close(fig)
 
 
+def diagnose(spec: list[str], solvers: list[str], out: Path, threads: int) -> None:
+    """Why does a solver that retains more importance lose accuracy?  For one
+    configuration, per solver, metric and scope: one-shot accuracy, retained
+    importance, and the accuracy when the mask of one layer is lifted (which
+    layer's pruning does the damage).  Appends a section to ``diagnosis.md``."""
+    import torch
+
+    from permsolve import zoo
+    from permsolve.torch.prune import prune_model
+
+    torch.set_num_threads(threads)
+    model_name, tile, budget, s = spec[0], spec[1], spec[2], float(spec[3])
+    X = zoo.digits("train")[0][:128]
+    lines = [f"## {model_name}, tile {tile}, budget {budget}, sparsity {s:g}", "",
+             f"Command: `python benchmarks/tiletrans_experiment.py --diagnose {' '.join(spec)}`", "",
+             "`lift X` = one-shot accuracy with the mask of layer X removed (all other masks kept).", ""]
+    header = None
+    for scope in ("layer", "group"):
+        for metric in ("l1", "l2"):
+            for sv in solvers:
+                if sv == "identity" and scope == "group":
+                    continue
+                model = zoo.load(model_name)
+                rep = prune_model(model, X, tile=tile, sparsity=s, solver=sv, scope=scope, budget=budget,
+                                  metric=metric, time_limit=0.2 if sv == "anneal" else None)
+                acc = zoo.evaluate(model)
+                lifts = []
+                mods = dict(model.named_modules())
+                for l in rep.layers:
+                    mask = mods[l.name].weight_mask
+                    saved = mask.clone()
+                    mask.fill_(1)
+                    lifts.append(zoo.evaluate(model))
+                    mask.copy_(saved)
+                if header is None:
+                    header = [l.name for l in rep.layers]
+                    lines += ["| solver | scope | metric | acc | retained | " +
+                              " | ".join(f"{n} retained" for n in header) + " | " +
+                              " | ".join(f"lift {n}" for n in header) + " |",
+                              "|---|---|---|---:|---:|" + "---:|" * (2 * len(header))]
+                lines.append(f"| {sv} | {scope} | {metric} | {100 * acc:.1f} | {rep.retained_fraction:.3f} | " +
+                             " | ".join(f"{l.retained_fraction:.3f}" for l in rep.layers) + " | " +
+                             " | ".join(f"{100 * a:.1f}" for a in lifts) + " |")
+                print(lines[-1], flush=True)
+    with (out / "diagnosis.md").open("a") as f:
+        f.write("\n".join(lines) + "\n\n")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=None)
@@ -283,6 +331,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "tiletrans")
     ap.add_argument("--quick", action="store_true", help="16x16, global, sparsities 0.3 0.5 0.7 0.9")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--diagnose", nargs=4, metavar=("MODEL", "TILE", "BUDGET", "SPARSITY"),
+                    help="per-layer look at one configuration (appends to diagnosis.md)")
     args = ap.parse_args(argv)
     from permsolve import zoo
 
@@ -293,6 +343,9 @@ def main(argv=None) -> int:
         if args.out == ROOT / "results" / "tiletrans":
             args.out = ROOT / "results" / "tiletrans" / "quick"
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.diagnose:
+        diagnose(args.diagnose, args.solvers, args.out, args.threads)
+        return 0
     if not args.report_only:
         run_grid(args)
     rows = load_rows(args.out / "results.csv")
