@@ -291,8 +291,10 @@ def test_auto_choice_follows_the_table():
     assert choose(p, 2.0, table=table)[0] == "greedy"          # largest budget that fits: 1 s
     assert choose(p, 30.0, table=table)[0] == "hungarian"      # 10 s fits
     assert choose(p, 0.1, table=table)[0] == "greedy"          # nothing fits: the smallest budget
+    table["entries"][1]["ranking"] = [["greedy", 0.0, 0.1], ["hungarian", 0.02, 2.0]]   # greedy best at 10 s too
+    assert choose(p, 30.0, table=table)[0] == "greedy"
     name, limit, why = choose(p, None, table=table)
-    assert name == "hungarian" and limit == 10.0               # no limit: the largest budget, as a limit
+    assert name == "hungarian" and limit is None               # no limit: the default, which stops on its own
     assert choose(p, 1.0, table={"entries": []})[0] == "hungarian"
 
 

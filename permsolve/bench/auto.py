@@ -9,7 +9,9 @@ smallest mean gap over them.  Without a table it picks :data:`DEFAULT`.
 
 The table is, in order: the ``table`` argument, the file named by the
 environment variable ``PERMSOLVE_AUTO_TABLE``, ``results/bench/auto.json`` of
-the checkout.
+the checkout.  Without a time limit it runs :data:`DEFAULT`: the results say
+what is best *for a time budget*, and a solver that runs until its time is up
+would never stop.
 
 Examples
 --------
@@ -62,8 +64,8 @@ def choose(problem, time_limit: float | None, *, table=None, exclude=("auto",)) 
     Parameters
     ----------
     problem : :class:`~permsolve.TileProblem`
-    time_limit : seconds, or None (then the largest benchmarked budget is used
-        as the limit, so an anytime solver still stops)
+    time_limit : seconds, or None: the table is indexed by time budget, so
+        without one the choice is :data:`DEFAULT` (deterministic, stops on its own)
     table : dict, path or None (see :func:`load_table`)
     """
     from permsolve.registry import solvers
@@ -76,12 +78,11 @@ def choose(problem, time_limit: float | None, *, table=None, exclude=("auto",)) 
     default = DEFAULT if DEFAULT in known else "greedy"
     if not entries:
         return default, time_limit, "no benchmark results: default"
-    budgets = sorted({float(e["budget"]) for e in entries})
     if time_limit is None:
-        budget = budgets[-1]
-    else:
-        fitting = [b for b in budgets if b <= time_limit * (1 + 1e-9)]
-        budget = fitting[-1] if fitting else budgets[0]
+        return default, None, "no time limit: default (the results are indexed by time budget)"
+    budgets = sorted({float(e["budget"]) for e in entries})
+    fitting = [b for b in budgets if b <= time_limit * (1 + 1e-9)]
+    budget = fitting[-1] if fitting else budgets[0]
     es = [e for e in entries if float(e["budget"]) == budget]
     dist = [abs(math.log(max(e["rows"] * e["cols"], 1)) - math.log(max(size, 1))) for e in es]
     dmin = min(dist)
@@ -96,7 +97,7 @@ def choose(problem, time_limit: float | None, *, table=None, exclude=("auto",)) 
         return default, time_limit, "no benchmarked solver handles this problem: default"
     best = min(full, key=lambda n: (round(sum(g for g, _ in full[n]) / len(full[n]), 9),
                                     sum(s for _, s in full[n]) / len(full[n])))
-    limit = time_limit if time_limit is not None else budget
+    limit = time_limit
     gap = sum(g for g, _ in full[best]) / len(full[best])
     return best, limit, (f"best mean gap ({100 * gap:.3g}%) at budget {budget:g} s over {len(near)} benchmarked "
                          f"instance(s) of about {size} entries")
