@@ -77,52 +77,42 @@ def _sort_asc(buf, n):
 
 
 @njit
-def _topk_core(sv, sid, mark, stamp, lo, c_kept, sum_a, vals, extra_above, extra_below, buf, buf2):
-    """New top-``k`` sum once the changed tiles are marked.
+def _is_changed(tid, slots, ns, axis, nb):
+    """Whether tile ``tid`` lies in a changed tile row (``axis`` 0) or tile column (1)."""
+    a = tid // nb if axis == 0 else tid % nb
+    for s in range(ns):
+        if slots[s] == a:
+            return True
+    return False
 
-    ``sv``/``sid``: old scores sorted ascending (a whole group, or the band of
-    a global mask) and their tile ids; ``lo``: index of the smallest kept score
-    in ``sv``; ``c_kept``: changed tiles that were kept; ``sum_a``: old kept sum
-    minus the changed kept tiles' old scores; ``vals``: the changed tiles' new
-    scores; ``extra_above``/``extra_below``: unchanged tiles above/below ``sv``
-    (kept/pruned; 0 for a whole group).  Returns NaN when the answer depends on
-    a tile outside ``sv`` (the caller then recomputes from scratch).
+
+@njit
+def _walk(sv, sid, lo, slots, ns, axis, nb):
+    """From the boundary index ``lo``: first unchanged index at or above it and last below it."""
+    gs = sv.shape[0]
+    j = lo
+    while j < gs and _is_changed(sid[j], slots, ns, axis, nb):
+        j += 1
+    i = lo - 1
+    while i >= 0 and _is_changed(sid[i], slots, ns, axis, nb):
+        i -= 1
+    return j, i
+
+
+@njit
+def _topk_cases(sv, sid, j_a, j_b, u_min, u_max, c_kept, sum_a, n_hi, s_hi, n_ab, s_ab, vals, open_above,
+                open_below, slots, ns, axis, nb, buf, buf2):
+    """New top-``k`` sum from the boundary counts (see :func:`_topk_band`).
+
+    ``u_min``: smallest unchanged kept score (index ``j_a`` in ``sv``), ``u_max``:
+    largest unchanged pruned (index ``j_b``); ``c_kept``: changed tiles that
+    were kept; ``sum_a``: old kept sum minus their old scores; ``n_hi``/``s_hi``
+    and ``n_ab``/``s_ab``: count and sum of the new scores above ``u_min`` and
+    above ``u_max``.  ``open_above``/``open_below``: unchanged tiles may exist
+    beyond ``sv`` (a band); a walk that runs off such an end returns NaN.
     """
     gs = sv.shape[0]
     c = vals.shape[0]
-    # smallest unchanged kept (u_min) and largest unchanged pruned (u_max)
-    j = lo
-    while j < gs and mark[sid[j]] == stamp:
-        j += 1
-    j_a = j
-    if j < gs:
-        u_min = sv[j]
-    elif extra_above == 0:
-        u_min = INF
-    else:
-        return np.nan
-    j = lo - 1
-    while j >= 0 and mark[sid[j]] == stamp:
-        j -= 1
-    j_b = j
-    if j >= 0:
-        u_max = sv[j]
-    elif extra_below == 0:
-        u_max = -INF
-    else:
-        return np.nan
-    n_hi = 0
-    s_hi = 0.0
-    n_ab = 0
-    s_ab = 0.0
-    for t in range(c):
-        v = vals[t]
-        ab = v > u_max
-        hi = v > u_min
-        n_ab += ab
-        s_ab += v if ab else 0.0
-        n_hi += hi
-        s_hi += v if hi else 0.0
     if n_hi <= c_kept and c_kept <= n_ab:
         # all unchanged kept stay; c_kept new scores are kept, the n_hi above
         # u_min and the best (c_kept - n_hi) of those in (u_max, u_min]
@@ -149,11 +139,11 @@ def _topk_core(sv, sid, mark, stamp, lo, c_kept, sum_a, vals, extra_above, extra
         nw = 0
         j = j_b
         while nw < r and j >= 0:
-            if mark[sid[j]] != stamp:
+            if not _is_changed(sid[j], slots, ns, axis, nb):
                 buf2[nw] = sv[j]  # descending
                 nw += 1
             j -= 1
-        if nw < r and extra_below > 0:
+        if nw < r and open_below:
             return np.nan
         floor = buf2[nw - 1] if nw == r else -INF
         nl = 0
@@ -180,17 +170,17 @@ def _topk_core(sv, sid, mark, stamp, lo, c_kept, sum_a, vals, extra_above, extra
     na = 0
     j = j_a
     while na < r and j < gs:
-        if mark[sid[j]] != stamp:
+        if not _is_changed(sid[j], slots, ns, axis, nb):
             buf2[na] = sv[j]  # ascending
             na += 1
         j += 1
-    if na < r and extra_above > 0:
+    if na < r and open_above:
         return np.nan
     ceil = buf2[na - 1] if na == r else INF
     nl = 0
     for t in range(c):
         v = vals[t]
-        if v > u_min and v < ceil:
+        if (v > u_min) & (v < ceil):
             buf[nl] = v
             nl += 1
     _sort_asc(buf, nl)
@@ -208,13 +198,13 @@ def _topk_core(sv, sid, mark, stamp, lo, c_kept, sum_a, vals, extra_above, extra
 
 
 @njit
-def _topk_merge(sv, sid, pos, mark, stamp, T, k, ksum_old, ids, vals, buf, buf2):
+def _topk_merge(sv, sid, pos, T, k, ksum_old, ids, vals, slots, ns, axis, nb, buf, buf2):
     """Exact new top-``k`` sum of a (row-balanced) group after some of its tiles change.
 
     ``sv`` holds the group's old scores sorted ascending and ``sid`` their
-    (member-local) tile ids; ``pos[id]`` is the rank of a tile in its group,
-    ``T[id]`` its old score and ``mark`` a scratch stamp per tile.  ``ids`` are
-    the changed tiles and ``vals`` their new scores.
+    (member-local) tile ids; ``pos[id]`` is the rank of a tile in its group and
+    ``T[id]`` its old score.  ``ids`` are the changed tiles (those in the
+    tile rows/columns ``slots[:ns]``) and ``vals`` their new scores.
     """
     gs = sv.shape[0]
     c = vals.shape[0]
@@ -226,26 +216,42 @@ def _topk_merge(sv, sid, pos, mark, stamp, T, k, ksum_old, ids, vals, buf, buf2)
             s += vals[t] - T[ids[t]]
         return s
     lo = gs - k
+    j_a, j_b = _walk(sv, sid, lo, slots, ns, axis, nb)
+    u_min = sv[j_a] if j_a < gs else INF
+    u_max = sv[j_b] if j_b >= 0 else -INF
     c_kept = 0
     sum_a = ksum_old
+    n_hi = 0
+    s_hi = 0.0
+    n_ab = 0
+    s_ab = 0.0
     for t in range(c):
         tid = ids[t]
-        mark[tid] = stamp
         kept = pos[tid] >= lo
         c_kept += kept
         sum_a -= T[tid] if kept else 0.0
-    return _topk_core(sv, sid, mark, stamp, lo, c_kept, sum_a, vals, 0, 0, buf, buf2)
+        v = vals[t]
+        ab = v > u_max
+        hi = v > u_min
+        n_ab += ab
+        s_ab += v if ab else 0.0
+        n_hi += hi
+        s_hi += v if hi else 0.0
+    return _topk_cases(sv, sid, j_a, j_b, u_min, u_max, c_kept, sum_a, n_hi, s_hi, n_ab, s_ab, vals, False,
+                       False, slots, ns, axis, nb, buf, buf2)
 
 
 @njit
-def _topk_band(svb, sidb, mark, stamp, T, k, ksum_old, ids, vals, lo_th, hi_th, n_above, buf, buf2):
+def _topk_band(svb, sidb, T, k, ksum_old, ids, vals, lo_th, hi_th, n_above, slots, ns, axis, nb, buf, buf2):
     """Exact new top-``k`` sum of a global mask after some tiles change, or NaN.
 
     ``svb``/``sidb`` is the band: every tile whose score lies in
     ``[lo_th, hi_th]``, sorted by (score, id); ``n_above`` tiles score above it
     (all kept), the rest below (all pruned).  Within the band a tile is kept
     when it sorts at or after the band's boundary entry, so no per-tile flag
-    is needed.
+    is needed.  The changed tiles ``ids`` are those in the tile rows/columns
+    ``slots[:ns]``; ``vals`` are their new scores.  NaN: the answer depends on
+    a tile outside the band (the caller recomputes from scratch).
     """
     ntiles = T.shape[0]
     bn = svb.shape[0]
@@ -260,25 +266,47 @@ def _topk_band(svb, sidb, mark, stamp, T, k, ksum_old, ids, vals, lo_th, hi_th, 
     lo = bn - (k - n_above)
     th_v = svb[lo] if lo < bn else INF
     th_i = sidb[lo] if lo < bn else 0
+    # smallest unchanged kept (u_min) and largest unchanged pruned (u_max)
+    j_a, j_b = _walk(svb, sidb, lo, slots, ns, axis, nb)
+    if j_a < bn:
+        u_min = svb[j_a]
+    elif hi_th == INF:
+        u_min = INF
+    else:
+        return np.nan
+    if j_b >= 0:
+        u_max = svb[j_b]
+    elif lo_th == -INF:
+        u_max = -INF
+    else:
+        return np.nan
+    # one pass: which changed tiles were kept, and where the new scores fall
     c_kept = 0
-    c_above = 0
-    c_below = 0
     sum_a = ksum_old
+    n_hi = 0
+    s_hi = 0.0
+    n_ab = 0
+    s_ab = 0.0
     for t in range(c):
         tid = ids[t]
-        mark[tid] = stamp
         old = T[tid]
         if old > hi_th:
-            c_above += 1
             c_kept += 1
             sum_a -= old
         elif old < lo_th:
-            c_below += 1
+            pass
         elif old > th_v or (old == th_v and tid >= th_i):
             c_kept += 1
             sum_a -= old
-    return _topk_core(svb, sidb, mark, stamp, lo, c_kept, sum_a, vals, n_above - c_above,
-                      ntiles - n_above - bn - c_below, buf, buf2)
+        v = vals[t]
+        ab = v > u_max
+        hi = v > u_min
+        n_ab += ab
+        s_ab += v if ab else 0.0
+        n_hi += hi
+        s_hi += v if hi else 0.0
+    return _topk_cases(svb, sidb, j_a, j_b, u_min, u_max, c_kept, sum_a, n_hi, s_hi, n_ab, s_ab, vals,
+                       hi_th < INF, lo_th > -INF, slots, ns, axis, nb, buf, buf2)
 
 
 @njit
@@ -644,12 +672,10 @@ def _eval_binding(mem, bandf, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, si
     svm = sv[toff:toff + ntiles]
     sidm = sid[toff:toff + ntiles]
     posm = pos[toff:toff + ntiles]
-    markm = mark[toff:toff + ntiles]
     if mem[mi, M_GLOBAL] == 1:
-        stats[ST_STAMP] += 1
         bn = mem[mi, M_BN]
-        new = _topk_band(svm[:bn], sidm[:bn], markm, stats[ST_STAMP], Tm, k, ksum[goff_m],
-                         ch_id[:c], ch_val[:c], bandf[mi, 0], bandf[mi, 1], mem[mi, M_NABOVE], buf, buf2)
+        new = _topk_band(svm[:bn], sidm[:bn], Tm, k, ksum[goff_m], ch_id[:c], ch_val[:c], bandf[mi, 0],
+                         bandf[mi, 1], mem[mi, M_NABOVE], slots, ns, axis, nb, buf, buf2)
         if new != new:
             new = _topk_full(Tm, ch_id[:c], ch_val[:c], k, buf)
             stats[ST_FALLBACK] += 1
@@ -691,9 +717,8 @@ def _eval_binding(mem, bandf, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, si
         for s in range(ns):
             gids[s] = ch_id[s * mb + a]
             gvals[s] = ch_val[s * mb + a]
-        stats[ST_STAMP] += 1
-        new = _topk_merge(svm[a * nb:(a + 1) * nb], sidm[a * nb:(a + 1) * nb], posm, markm, stats[ST_STAMP], Tm,
-                          k, ksum[goff_m + a], gids[:ns], gvals[:ns], buf, buf2)
+        new = _topk_merge(svm[a * nb:(a + 1) * nb], sidm[a * nb:(a + 1) * nb], posm, Tm, k, ksum[goff_m + a],
+                          gids[:ns], gvals[:ns], slots, ns, axis, nb, buf, buf2)
         g_val[a] = new
         delta += new - ksum[goff_m + a]
     return delta, ns
