@@ -68,19 +68,20 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-@pytest.mark.parametrize("name,sparsity", [("mlp", 0.3), ("mlp", 0.7), ("resnet", 0.5)])
-def test_prune_model_sensitivity_budget_meets_global_sparsity(name, sparsity, one_thread):
+@pytest.mark.parametrize("name,sparsity,tile", [("mlp", 0.3, (8, 8)), ("mlp", 0.7, (16, 1)),
+                                                 ("resnet", 0.5, (8, 8)), ("resnet", 0.7, (16, 1))])
+def test_prune_model_sensitivity_budget_meets_global_sparsity(name, sparsity, tile, one_thread):
     from permsolve import zoo
     from permsolve.compress.srinit import sensitivity_allocation
     from permsolve.torch import prune_model
 
     model = zoo.load(name)
-    alloc = sensitivity_allocation(model, sparsity, seeds=(0,))
-    rep = prune_model(model, zoo.digits("val")[0][:2], tile=(8, 8), sparsity=sparsity, solver="identity",
+    alloc = sensitivity_allocation(model, sparsity)          # same seeds as prune_model uses
+    rep = prune_model(model, zoo.digits("val")[0][:2], tile=tile, sparsity=sparsity, solver="identity",
                       budget="sensitivity")
     assert abs(rep.weight_sparsity - sparsity) <= 0.01
-    # the allocation is not uniform, and the masks follow it
-    got = {l.name: l.weight_sparsity for l in rep.layers}
-    assert max(got.values()) - min(got.values()) > 0.1
-    assert max(alloc.values()) - min(alloc.values()) > 0.1
-    assert max(got, key=got.get) == max(alloc, key=alloc.get)
+    # every layer's mask prunes its allocated share of tiles (up to rounding to whole tiles)
+    for l in rep.layers:
+        assert abs(l.tiles_pruned / l.tiles - alloc[l.name]) <= 1.0 / l.tiles + 1e-9, l.name
+    if name == "resnet":   # block sensitivities differ a lot: the allocation is far from uniform
+        assert max(alloc.values()) - min(alloc.values()) > 0.3
