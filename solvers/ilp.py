@@ -198,7 +198,7 @@ def _top_sums(Rc: np.ndarray, counts: int) -> np.ndarray:
 @register
 class ILP(Solver):
     name = "ilp"
-    description = "exact CP-SAT/MIP model (rows to blocks) with bound cuts and symmetry breaking; proves optimality"
+    description = "exact: set partitioning of rows into blocks (column generation + SCIP), or a compact CP-SAT model"
     options = {
         "start": "auto",          # solver giving the start and the hint (hungarian, greedy, anneal...), none,
                                   # or auto: hungarian, anneal for row-balanced columns
