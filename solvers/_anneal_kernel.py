@@ -9,20 +9,25 @@ the kernel keeps
   ``b`` under the current column permutation) when the rows are permuted;
 * ``C``: the column profile (``C[y, a]`` = original column ``y`` inside row
   block ``a`` under the current row permutation) when the columns are permuted;
-* the tile scores of every mask *group* sorted ascending (``sv``, ``sid``), the
-  rank of each tile in its group (``pos``) and each group's kept sum (``ksum``).
-  The global mask has one group (all tiles, keep ``k``); the row-balanced mask
-  has one group per tile row (keep ``kb``).
+* each group's kept sum (``ksum``) and its scores in sorted order: the
+  row-balanced mask has one group per tile row (keep ``kb``), fully sorted
+  (``sv``, ``sid``) with each tile's rank (``pos``); the global mask has one
+  group (all tiles, keep ``k``) of which only a *band* around the top-``k``
+  boundary is kept sorted, by (score, id): every tile scoring in
+  ``[lo, hi]`` (``bandf``), with the counts in the member table.
 
 A swap of positions ``p`` and ``q`` of a permutation moves ``unit`` elements
 each; an element whose tile row (column) changes adds one profile row
 (``O(nb)``) to one tile row and subtracts it from the other.  The new kept sum
-of a group whose tiles partly changed is found from the sorted array by
-walking the old boundary (:func:`_topk_merge`); a group whose tiles all changed
-(a tile row under a row move, row-balanced mask) by counting against its old
-threshold (:func:`_topk_fresh`).  Both are exact (no approximation: ties do
-not change a top-k *sum*).  The sorted arrays and profiles are updated only on
-acceptance.
+of a group whose tiles partly changed is found from the sorted scores by
+walking the old boundary, skipping changed tiles, then one pass over the
+changed tiles (:func:`_topk_band` for the global mask, :func:`_topk_merge` for
+a row of the row-balanced mask); a group whose tiles all changed (a tile row
+under a row move, row-balanced mask) by counting against its old threshold
+(:func:`_topk_fresh`).  All are exact (ties do not change a top-k *sum*); a
+global-mask move whose answer depends on a tile outside the band is
+recomputed from scratch (:func:`_topk_full`, rare).  The sorted scores and
+the profiles are updated only on acceptance.
 
 Loading this file with ``_NOJIT = True`` in its namespace gives the same code
 as plain Python (``kernel="python"``: slow, for debugging and for checking the
@@ -49,7 +54,7 @@ else:
 M_FIELDS = 17
 
 # stats array (int64)
-ST_STAMP, ST_ACCEPTED, ST_IMPROVED, ST_MOVES, ST_FALLBACK, ST_REBUILD = range(6)
+ST_UNUSED, ST_ACCEPTED, ST_IMPROVED, ST_MOVES, ST_FALLBACK, ST_REBUILD = range(6)
 N_STATS = 6
 
 # global mask: half-width of the sorted band kept around the top-k boundary,
@@ -587,7 +592,7 @@ def _slot_of(slots, ns, a):
 
 
 @njit
-def _eval_binding(mem, bandf, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, sid, pos, mark, ksum,
+def _eval_binding(mem, bandf, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, sid, pos, ksum,
                   stats, slots, ch_id, ch_val, g_val, buf, buf2, gids, gvals):
     """Delta of the kept sum of member ``mi`` when positions ``p``, ``q`` swap.
 
@@ -803,7 +808,7 @@ def _apply_binding(mem, bandf, mi, axis, unit, perm, pbase, p, q, ns, S, T, R, C
 
 @njit
 def run_moves(mem, bandf, perm_off, perm_cumw, bind_off, bind_mem, bind_axis, bind_unit, bind_soff, bind_choff,
-              bind_goff, bind_ns, perm, best_perm, S, T, R, C, sv, sid, pos, mark, hole, ksum, slots, ch_id, ch_val,
+              bind_goff, bind_ns, perm, best_perm, S, T, R, C, sv, sid, pos, hole, ksum, slots, ch_id, ch_val,
               g_val, buf, buf2, gids, gvals, order, tmp_v, tmp_i, rand, n_moves, temp, alpha, probe, deltas,
               values, stats):
     """Run ``n_moves`` Metropolis moves (or, with ``probe``, only record their deltas).
@@ -839,7 +844,7 @@ def run_moves(mem, bandf, perm_off, perm_cumw, bind_off, bind_mem, bind_axis, bi
             co = bind_choff[bi]
             go = bind_goff[bi]
             d, ns = _eval_binding(mem, bandf, bind_mem[bi], bind_axis[bi], bind_unit[bi], perm, pbase, p, q, T, R, C,
-                                  sv, sid, pos, mark, ksum, stats, slots[so:], ch_id[co:], ch_val[co:],
+                                  sv, sid, pos, ksum, stats, slots[so:], ch_id[co:], ch_val[co:],
                                   g_val[go:], buf, buf2, gids, gvals)
             bind_ns[bi] = ns
             delta += d

@@ -231,7 +231,6 @@ class AnnealState:
         self.sv = np.zeros(max(t_off, 1))
         self.sid = np.zeros(max(t_off, 1), dtype=np.int64)
         self.pos = np.zeros(max(t_off, 1), dtype=np.int64)
-        self.mark = np.zeros(max(t_off, 1), dtype=np.int64)
         self.hole = np.zeros(max_gs, dtype=np.uint8)
         self.ksum = np.zeros(max(g_off, 1))
         self.perm = np.zeros(int(self.perm_off[-1]), dtype=np.int64)
@@ -314,7 +313,7 @@ class AnnealState:
         return self.k.run_moves(
             self.mem, self.bandf, self.perm_off, self.perm_cumw, self.bind_off, self.bind_mem, self.bind_axis, self.bind_unit,
             self.bind_soff, self.bind_choff, self.bind_goff, self.bind_ns, self.perm, self.best_perm, self.S,
-            self.T, self.R, self.C, self.sv, self.sid, self.pos, self.mark, self.hole, self.ksum, self.slots, self.ch_id,
+            self.T, self.R, self.C, self.sv, self.sid, self.pos, self.hole, self.ksum, self.slots, self.ch_id,
             self.ch_val, self.g_val, self.buf, self.buf2, self.gids, self.gvals, self.order, self.tmp_v,
             self.tmp_i, rand, n, float(temp), float(alpha), probe, deltas, self.values, self.stats)
 
