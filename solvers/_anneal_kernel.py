@@ -510,56 +510,25 @@ def _topk_fresh(vals, k, guess, buf):
 
 
 @njit
-def _merge_update(sv, sid, pos, hole, ids, vals, order, tmp_v, tmp_i):
-    """Replace some scores of a sorted group (accepted move): merge in ``O(gs + c log c)``.
-
-    ``sv``/``sid`` are the group's sorted scores and tile ids, ``pos`` the
-    member's rank table, ``hole`` a zeroed ``uint8`` scratch of at least the
-    group's size (left zeroed).
-    """
-    gs = sv.shape[0]
-    c = vals.shape[0]
-    for t in range(c):
-        hole[pos[ids[t]]] = 1
-    if c > 24:
-        o = np.argsort(vals)
-        for t in range(c):
-            order[t] = o[t]
-    else:
-        for t in range(c):
-            order[t] = t
-        for i in range(1, c):
-            oi = order[i]
-            v = vals[oi]
-            j = i - 1
-            while j >= 0 and vals[order[j]] > v:
-                order[j + 1] = order[j]
-                j -= 1
-            order[j + 1] = oi
-    i = 0
-    t = 0
-    nv = vals[order[0]] if c > 0 else INF
-    for w in range(gs):
-        while i < gs and hole[i] != 0:
-            hole[i] = 0
-            i += 1
-        if t < c and (i >= gs or nv <= sv[i]):
-            tmp_v[w] = nv
-            tmp_i[w] = ids[order[t]]
-            t += 1
-            if t < c:
-                nv = vals[order[t]]
-        else:
-            tmp_v[w] = sv[i]
-            tmp_i[w] = sid[i]
-            i += 1
-    while i < gs:
-        hole[i] = 0
+def _move_one(sv, sid, pos, tid, v):
+    """Give tile ``tid`` of a sorted group the new score ``v``: shift it to its
+    place, ``O(displacement)`` (an accepted column move changes only a couple
+    of tiles per tile row, by a little)."""
+    n = sv.shape[0]
+    i = pos[tid]
+    while i + 1 < n and sv[i + 1] < v:
+        sv[i] = sv[i + 1]
+        sid[i] = sid[i + 1]
+        pos[sid[i]] = i
         i += 1
-    for w in range(gs):
-        sv[w] = tmp_v[w]
-        sid[w] = tmp_i[w]
-        pos[tmp_i[w]] = w
+    while i > 0 and sv[i - 1] > v:
+        sv[i] = sv[i - 1]
+        sid[i] = sid[i - 1]
+        pos[sid[i]] = i
+        i -= 1
+    sv[i] = v
+    sid[i] = tid
+    pos[tid] = i
 
 
 @njit
@@ -766,11 +735,10 @@ def _apply_binding(mem, bandf, mi, axis, unit, perm, pbase, p, q, ns, S, T, R, C
         for t in range(c):
             Tm[ch_id[t]] = ch_val[t]
         for a in range(mb):
+            sva = svm[a * nb:(a + 1) * nb]
+            sida = sidm[a * nb:(a + 1) * nb]
             for s in range(ns):
-                gids[s] = ch_id[s * mb + a]
-                gvals[s] = ch_val[s * mb + a]
-            _merge_update(svm[a * nb:(a + 1) * nb], sidm[a * nb:(a + 1) * nb], posm, hole, gids[:ns], gvals[:ns],
-                          order, tmp_v, tmp_i)
+                _move_one(sva, sida, posm, ch_id[s * mb + a], ch_val[s * mb + a])
             ksum[goff_m + a] = g_val[a]
     # the other axis's profile, when this member is permuted on both axes
     up = perm[pbase + p]
