@@ -118,7 +118,14 @@ def _check_splits(sens_split: str, report_split: str) -> None:
 # ----------------------------------------------------------------------------------------------- SR-init
 
 def sensitivities(model: nn.Module, *, seeds=(0, 1, 2, 3, 4), split: str = "val") -> srinit.Sensitivity:
-    """SR-init sensitivities of ``model`` on a digits split: per block, or per layer without blocks."""
+    """SR-init sensitivities of ``model`` on a digits split: per block, or per layer without blocks.
+
+    Examples
+    --------
+    >>> from permsolve import zoo
+    >>> s = sensitivities(zoo.load("mlp"), seeds=(0,))
+    >>> sorted(s.drops), s.split
+    (['fc1', 'fc2', 'fc3'], 'val')"""
     X, y = _data(split)
     ev = (lambda m: accuracy(m, X, y))
     if srinit.residual_blocks(model):
@@ -189,6 +196,12 @@ def run_trp(name: str, *, config: trp.TRPConfig | None = None, remove_fraction: 
     are in ``details["svd_baseline"]``.  A model without selectable convs
     (the MLP), or whose convs alone cannot meet ``remove_fraction``, gets its
     Linear layers selected too (``details["config"]["include_linear"]``).
+
+    Examples
+    --------
+    >>> r = run_trp("mlp", config=trp.TRPConfig(epochs=1), ft=FinetuneConfig(epochs=0))
+    >>> r.params_after < r.params_before and "svd_baseline" in r.details
+    True
     """
     t0 = time.perf_counter()
     cfg = copy.deepcopy(config) if config is not None else trp.TRPConfig()
@@ -246,6 +259,13 @@ def tile_sparsity_for(model: nn.Module, remove_fraction: float, *, tile=(16, 1),
 
     Found by bisection on the masks of the unpermuted model (cheap; a
     permutation changes which tiles go, hardly how many weights).
+
+    Examples
+    --------
+    >>> from permsolve import zoo
+    >>> s = tile_sparsity_for(zoo.load("mlp"), 0.5)
+    >>> 0.45 < s < 0.55
+    True
     """
     from permsolve.torch.prune import tile_masks
     from permsolve.problem import parse_tile
@@ -291,6 +311,12 @@ def run_tile(name: str, *, sparsity: float | None = None, remove_fraction: float
     ``global`` (TileTrans), ``layer``, or ``sensitivity`` (SR-init allocation:
     per-layer weight sparsities from the validation sensitivities).
     Parameters and MACs after pruning count the non-zero weights only.
+
+    Examples
+    --------
+    >>> r = run_tile("mlp", remove_fraction=0.3, solver="identity", ft=FinetuneConfig(epochs=0))
+    >>> round(r.params_kept, 2)
+    0.7
     """
     from permsolve.torch.prune import prune_model
 
@@ -333,7 +359,13 @@ def run_tile(name: str, *, sparsity: float | None = None, remove_fraction: float
 
 #: which methods run on which zoo model (SR-init needs residual blocks)
 def methods_for(name: str, model: nn.Module, best_solver: str) -> list[str]:
-    """Method labels that apply to zoo model ``name``."""
+    """Method labels that apply to zoo model ``name``.
+
+    Examples
+    --------
+    >>> from permsolve import zoo
+    >>> methods_for("resnet", zoo.build("resnet"), "anneal")[-3:]
+    ['srinit', 'trp', 'svd']"""
     out = ["tile-identity", "tile-greedy", f"tile-{best_solver}", f"tile-{best_solver}+uniform",
            f"tile-{best_solver}+sensitivity"]
     if srinit.residual_blocks(model):
@@ -362,6 +394,12 @@ def compare(models=None, *, budgets=(0.3, 0.5, 0.7), quick: bool = False, best_s
     ("+uniform") and with the SR-init sensitivity allocation ("+sensitivity"), SR-init (models
     with residual blocks), TRP with ranks fixed by the budget, and the plain
     truncated SVD at TRP's ranks ("svd").  All get the same fine-tune.
+
+    Examples
+    --------
+    >>> rows = compare(["mlp"], budgets=(0.5,), quick=True, methods=["tile-identity"], log=lambda *a: None)
+    >>> [(r["method"], r["budget_removed"]) for r in rows]
+    [('tile-identity', 0.5)]
     """
     from permsolve import zoo
 
@@ -414,7 +452,16 @@ COLUMNS = ["model", "method", "budget_removed", "params_kept", "flops_kept", "ac
 
 
 def write_table(rows: list[dict], out_dir: Path, *, meta: dict | None = None) -> tuple[Path, Path]:
-    """Write ``table.csv`` (every column) and ``table.md`` (the main columns) under ``out_dir``."""
+    """Write ``table.csv`` (every column) and ``table.md`` (the main columns) under ``out_dir``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> row = {"model": "m", "method": "x", "budget_removed": 0.5, "params_kept": 0.5, "flops_kept": 0.5,
+    ...        "acc_before": 0.9, "acc_compressed": 0.8, "acc_finetuned": 0.85, "seconds": 1.0}
+    >>> csv_path, md_path = write_table([row], tempfile.mkdtemp())
+    >>> "| x | 50% |" in md_path.read_text()
+    True"""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = COLUMNS + sorted({k for r in rows for k in r} - set(COLUMNS))
@@ -443,7 +490,15 @@ def write_table(rows: list[dict], out_dir: Path, *, meta: dict | None = None) ->
 
 def plot(rows: list[dict], path: Path) -> Path:
     """Accuracy against parameters kept, one line per method, one column per model
-    (top: after fine-tuning; bottom: right after compression)."""
+    (top: after fine-tuning; bottom: right after compression).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> row = {"model": "m", "method": "x", "budget_removed": 0.5, "params_kept": 0.5, "flops_kept": 0.5,
+    ...        "acc_before": 0.9, "acc_compressed": 0.8, "acc_finetuned": 0.85, "seconds": 1.0}
+    >>> plot([row], pathlib.Path(tempfile.mkdtemp()) / "p.png").exists()
+    True"""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -45,7 +45,7 @@ from ._train import batches, sgd_cosine
 from .flops import count_params
 
 __all__ = ["TRPConfig", "select_layers", "energy_rank", "svd", "truncate", "decompose",
-           "decomposed_params", "ranks_for_budget", "train", "TrainLog"]
+           "decomposed_params", "ranks_for_budget", "rank_from_threshold", "train", "TrainLog"]
 
 
 @dataclass
@@ -69,6 +69,11 @@ class TRPConfig:
     ranks : dict or None
         Fixed ranks per layer instead of the energy rule (used to meet a
         parameter budget; then the projection keeps exactly these ranks).
+
+    Examples
+    --------
+    >>> TRPConfig(m=2).energy, TRPConfig(m=2).lam
+    (0.9, 0.0003)
     """
 
     energy: float = 0.9
@@ -212,7 +217,13 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def rank_from_threshold(weight: torch.Tensor, threshold: float) -> int:
-    """Number of singular values of ``weight`` (matrix view) at or above ``threshold`` (at least 1)."""
+    """Number of singular values of ``weight`` (matrix view) at or above ``threshold`` (at least 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> rank_from_threshold(torch.diag(torch.tensor([1.0, 0.1, 0.01])), 0.05)
+    2"""
     return max(1, int((svd(weight)[1] >= threshold).sum()))
 
 
