@@ -229,3 +229,13 @@ def test_auto_start_uses_anneal_for_row_balanced_columns():
     assert r.optimal and r.retained == pytest.approx(brute_force(p), rel=1e-9)
     q = TileProblem.from_matrix(S, tile=(3, 3), sparsity=0.5, mask="row-balanced", axis="rows")
     assert solve(q, "ilp", time_limit=30).info["start"]["solver"] == "hungarian"
+
+
+def test_deterministic_with_the_anneal_start():
+    S = np.random.default_rng(8).random((16, 16))
+    p = TileProblem.from_matrix(S, tile=(4, 4), sparsity=0.5, mask="row-balanced", axis="cols")
+    a = solve(p, "ilp", time_limit=30, seed=5)
+    b = solve(p, "ilp", time_limit=30, seed=5)
+    assert a.info["start"]["solver"] == "anneal"
+    assert a.info["start"]["value"] == b.info["start"]["value"]
+    assert a.optimal and np.array_equal(a.col_perm, b.col_perm)
