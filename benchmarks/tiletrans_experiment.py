@@ -122,8 +122,8 @@ def _order(values, preferred):
 def write_tables(rows, out: Path) -> None:
     idx = _index(rows)
     lines = ["# TileTrans experiment on the digits zoo: validation accuracy (%)", "",
-             "Each cell: one-shot / after fine-tuning with masks kept.  `ret` = retained L1 importance of "
-             "the best solver column (fraction of all importance of the pruned layers).", ""]
+             "Each cell: one-shot / after fine-tuning (one epoch) with masks kept.  Last column: retained "
+             "L1 importance of each solver, as a fraction of all importance of the pruned layers.", ""]
     combos = sorted({(r["model"], r["tile"], r["budget"], r["scope"]) for r in rows},
                     key=lambda c: (_order({r["model"] for r in rows}, ["mlp", "alexnet", "resnet", "concatnet"]).index(c[0]),
                                    c[1], c[2], c[3]))
