@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from permsolve import TileProblem, importance, solve, solvers
+from permsolve import TileProblem, available_solvers as solvers, importance, solve
 from permsolve.problems.planted import planted
 
 

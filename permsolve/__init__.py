@@ -14,7 +14,7 @@ True
 from .masks import MASKS, Mask, get_mask, register_mask
 from .metrics import METRICS, importance
 from .problem import Member, TileProblem, parse_tile
-from .registry import Solver, get_solver, register, solve, solvers
+from .registry import Solver, available_solvers, get_solver, register, solve
 from .result import SolveResult
 
 __version__ = "0.1.0"
@@ -29,6 +29,7 @@ def __getattr__(name):  # lazy: ``import permsolve`` must not import torch
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'permsolve' has no attribute {name!r}")
 
-__all__ = ["TileProblem", "Member", "SolveResult", "Solver", "solve", "solvers", "get_solver",
+
+__all__ = ["TileProblem", "Member", "SolveResult", "Solver", "solve", "available_solvers", "get_solver",
            "register", "importance", "METRICS", "MASKS", "Mask", "get_mask", "register_mask",
            "parse_tile", "__version__", "permute_model", "prune_model"]

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from permsolve import TileProblem, importance, parse_tile, solve, solvers
+from permsolve import TileProblem, available_solvers as solvers, importance, parse_tile, solve
 
 DEFAULT_LAYERS = ["mlp:fc1", "resnet:layer3.2.conv2"]
 

@@ -24,7 +24,7 @@ import numpy as np
 from .problem import TileProblem
 from .result import REL_TOL, Run, SolveResult
 
-__all__ = ["Solver", "register", "get_solver", "solvers", "solve", "SOLVERS"]
+__all__ = ["Solver", "register", "get_solver", "solvers", "available_solvers", "solve", "SOLVERS"]
 
 SOLVERS: dict[str, type["Solver"]] = {}
 
@@ -113,6 +113,10 @@ def solvers() -> dict[str, type[Solver]]:
     """All registered solvers, by name."""
     _load()
     return dict(SOLVERS)
+
+
+#: the name exported at the package level (``permsolve.solvers`` is the sub-package of solver modules)
+available_solvers = solvers
 
 
 def get_solver(name: str) -> type[Solver]:

@@ -15,7 +15,7 @@ from permsolve.result import REL_TOL
 
 from .conftest import scaled_matrix
 
-SOLVERS = sorted(permsolve.solvers())
+SOLVERS = sorted(permsolve.available_solvers())
 # generous limits keep exact/anytime solvers quick on the small contract instances
 LIMIT = {"ilp": 5.0, "anneal": 1.0}
 
@@ -138,3 +138,9 @@ def test_duplicate_registration_refused():
 
     with pytest.raises(ValueError, match="already registered"):
         register(Fake)
+
+
+def test_solvers_subpackage_does_not_shadow_the_listing():
+    import permsolve.solvers  # noqa: F401  (the sub-package of solver modules)
+
+    assert callable(permsolve.available_solvers) and "greedy" in permsolve.available_solvers()

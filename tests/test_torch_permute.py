@@ -10,7 +10,7 @@ from permsolve import zoo  # noqa: E402
 from permsolve.torch import permute as permute_mod  # noqa: E402
 from permsolve.torch.permute import PermutationError, permute_model  # noqa: E402
 
-SOLVERS = list(registry.solvers())   # not permsolve.solvers: the subpackage import shadows it
+SOLVERS = list(registry.solvers())
 LIMITED = 0.2   # seconds per group for anytime solvers
 
 
