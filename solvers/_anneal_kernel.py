@@ -669,25 +669,41 @@ def _eval_binding(mem, bandf, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, si
     lo = nb - k
     for a in range(mb):
         if ns == 2 and 0 < k and k < nb:
-            # fast path: both changed tiles keep their side of the boundary
+            # two changed tiles in this row: the boundary case of _topk_merge
+            # inline (no walk beyond the two), else the general routine
             t1 = ch_id[a]
             t2 = ch_id[mb + a]
             v1 = ch_val[a]
             v2 = ch_val[mb + a]
-            k1 = posm[t1] >= lo
-            k2 = posm[t2] >= lo
-            if k1 and k2:
-                phi = svm[a * nb + lo - 1]          # largest pruned (unchanged)
-                if v1 > phi and v2 > phi:
-                    new = ksum[goff_m + a] + (v1 - Tm[t1]) + (v2 - Tm[t2])
-                    g_val[a] = new
-                    delta += new - ksum[goff_m + a]
-                    continue
-            elif not k1 and not k2:
-                theta = svm[a * nb + lo]            # smallest kept (unchanged)
-                if v1 < theta and v2 < theta:
-                    g_val[a] = ksum[goff_m + a]
-                    continue
+            p1 = posm[t1]
+            p2 = posm[t2]
+            sva = svm[a * nb:(a + 1) * nb]
+            j = lo
+            while j == p1 or j == p2:
+                j += 1
+            u_min = sva[j] if j < nb else INF
+            i = lo - 1
+            while i == p1 or i == p2:
+                i -= 1
+            u_max = sva[i] if i >= 0 else -INF
+            k1 = p1 >= lo
+            k2 = p2 >= lo
+            c_kept = int(k1) + int(k2)
+            sum_a = ksum[goff_m + a] - (Tm[t1] if k1 else 0.0) - (Tm[t2] if k2 else 0.0)
+            n_hi = int(v1 > u_min) + int(v2 > u_min)
+            n_ab = int(v1 > u_max) + int(v2 > u_max)
+            if n_hi <= c_kept and c_kept <= n_ab:
+                s_hi = (v1 if v1 > u_min else 0.0) + (v2 if v2 > u_min else 0.0)
+                need = c_kept - n_hi
+                if need == 0:
+                    new = sum_a + s_hi
+                elif need == n_ab - n_hi:
+                    new = sum_a + (v1 if v1 > u_max else 0.0) + (v2 if v2 > u_max else 0.0)
+                else:        # need 1 of the two, both in (u_max, u_min]
+                    new = sum_a + s_hi + max(v1, v2)
+                g_val[a] = new
+                delta += new - ksum[goff_m + a]
+                continue
         for s in range(ns):
             gids[s] = ch_id[s * mb + a]
             gvals[s] = ch_val[s * mb + a]
