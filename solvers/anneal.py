@@ -12,8 +12,11 @@ so far; the best is offered to the run as it improves.
 
 Options (defaults in :attr:`Anneal.options`)
 -------------------------------------------
-start : ``"greedy"`` (default), ``"hungarian"`` or ``"identity"``
-    Where to start when no warm start (``init``) is given.  ``greedy`` takes
+start : ``"auto"`` (default), ``"greedy"``, ``"hungarian"`` or ``"identity"``
+    Where to start when no warm start (``init``) is given.  ``auto`` is
+    ``hungarian`` for permutations of at most ``auto_hungarian_units`` units
+    (where an assignment round costs well under a second) and ``greedy``
+    above, where one uninterruptible round would eat the annealing time.  ``greedy`` takes
     the better of TileTrans's order and the identity; ``hungarian`` then
     improves it with the ``hungarian`` solver for at most ``start_share`` of
     the time limit (checked between its assignment steps, which cannot be
@@ -346,7 +349,8 @@ class Anneal(Solver):
     name = "anneal"
     description = "simulated annealing over unit swaps, exact incremental evaluation (numba)"
     options = {
-        "start": "greedy",
+        "start": "auto",
+        "auto_hungarian_units": 1024,
         "moves": None,
         "moves_per_unit": 2000,
         "max_moves_per_unit": 20000,
@@ -365,8 +369,8 @@ class Anneal(Solver):
     def __init__(self, **options):
         super().__init__(**options)
         o = self.opts
-        if o["start"] not in ("greedy", "hungarian", "identity"):
-            raise ValueError(f"anneal: start must be 'greedy', 'hungarian' or 'identity', got {o['start']!r}")
+        if o["start"] not in ("auto", "greedy", "hungarian", "identity"):
+            raise ValueError(f"anneal: start must be 'auto', 'greedy', 'hungarian' or 'identity', got {o['start']!r}")
         if o["kernel"] not in ("numba", "python"):
             raise ValueError(f"anneal: kernel must be 'numba' or 'python', got {o['kernel']!r}")
         if o["moves"] is not None and int(o["moves"]) < 1:
@@ -395,7 +399,12 @@ class Anneal(Solver):
         if run.has_init or o["start"] == "identity":
             return
         run.offer(greedy_perms(problem))          # the better of greedy and identity
-        if o["start"] == "hungarian":
+        mode = o["start"]
+        if mode == "auto":
+            small = max(problem.perm_sizes.values(), default=0) <= int(o["auto_hungarian_units"])
+            mode = "hungarian" if small else "greedy"
+        run.info["start"] = mode
+        if mode == "hungarian":
             from .hungarian import Hungarian
             tl = None if run.time_limit is None else max(1e-3, o["start_share"] * run.time_limit)
             # one assignment step cannot be interrupted: skip the start when a
