@@ -20,13 +20,16 @@ class Auto(Solver):
 
     def _solve(self, problem, run, rng):
         from permsolve.bench.auto import choose
-        from permsolve.registry import solve
+        from permsolve.registry import get_solver
 
         tl = None if run.time_limit is None else max(run.time_left(), 1e-3)
         chosen, limit, why = choose(problem, tl, table=self.opts["table"])
+        delegate = get_solver(chosen)()          # construction (a JIT warm-up) counts against this run's time
+        if limit is not None:
+            limit = max(run.time_left(), 1e-3)
         t0 = run.elapsed()
-        res = solve(problem, chosen, time_limit=limit, seed=int(rng.integers(2**31 - 1)),
-                    init=run.best_perms if run.has_init else None)
+        res = delegate.solve(problem, time_limit=limit, seed=int(rng.integers(2**31 - 1)),
+                             init=run.best_perms if run.has_init else None)
         start = run.best
         run.offer(res.perms, res.retained)
         # the delegate's anytime trace, on this run's clock
