@@ -112,6 +112,20 @@ class Run:
     def expired(self) -> bool:
         return self.time_left() <= 0
 
+    def adopt(self, perms: Mapping[str, np.ndarray], value: float | None = None) -> None:
+        """Make ``perms`` the incumbent even if it is worse than the identity.
+
+        For constructive heuristics that must return their own answer (TileTrans's
+        order) when no warm start was given; with a warm start use :meth:`offer`,
+        so the result is never worse than it.
+        """
+        if value is None:
+            value = self.problem.evaluate(perms)
+        self.best = float(value)
+        self.best_perms = {k: np.asarray(v, dtype=np.int64).copy() for k, v in perms.items()}
+        self.trace = [(0.0, self.best)] if self.trace == [(0.0, self.init_value)] else self.trace
+        self.trace.append((self.elapsed(), self.best))
+
     def offer(self, perms: Mapping[str, np.ndarray], value: float | None = None) -> bool:
         """Keep ``perms`` if better than the incumbent; returns True if kept."""
         if value is None:

@@ -18,5 +18,10 @@ class Greedy(Solver):
     description = "TileTrans: sort rows ascending by L1 importance (one stable sort)"
 
     def _solve(self, problem, run, rng):
-        run.offer(greedy_perms(problem))
+        # TileTrans's order as it is, even where the identity keeps more; with a
+        # warm start, only if it beats it (the contract: never worse than init)
+        if run.has_init:
+            run.offer(greedy_perms(problem))
+        else:
+            run.adopt(greedy_perms(problem))
         run.nit = 1

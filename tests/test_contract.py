@@ -144,3 +144,13 @@ def test_solvers_subpackage_does_not_shadow_the_listing():
     import permsolve.solvers  # noqa: F401  (the sub-package of solver modules)
 
     assert callable(permsolve.available_solvers) and "greedy" in permsolve.available_solvers()
+
+
+def test_greedy_returns_tiletrans_order_even_when_identity_keeps_more():
+    """TileTrans applies its sort unconditionally; so does `greedy` (without a warm start)."""
+    S = np.array([[5.0, 0], [6, 0], [0, 5.5], [0, 6.5]])  # identity pairs rows sharing a column
+    p = TileProblem.from_matrix(S, tile=(2, 1), sparsity=0.5)
+    r = solve(p, "greedy")
+    assert p.evaluate() == 23.0 and r.retained == 12.5  # the sort interleaves them
+    assert r.row_perm.tolist() == np.argsort(S.sum(axis=1), kind="stable").tolist()
+    assert r.retained == pytest.approx(p.evaluate({"row": r.row_perm}))
