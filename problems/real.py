@@ -14,12 +14,10 @@ the instance library skips the instances that need it.
 
 Examples
 --------
->>> try:
-...     names = minilm_layers()
-... except SourceUnavailable:
-...     names = ["encoder.layer.0.attention.self.query.weight"]
->>> names[0].startswith("encoder.layer.0.")
-True
+>>> minilm_layers()[0]  # doctest: +SKIP
+'encoder.layer.0.attention.self.query.weight'
+>>> zoo_weight("mlp", "fc1").shape
+(256, 64)
 """
 from __future__ import annotations
 
@@ -46,11 +44,7 @@ def minilm_path() -> str:
 
     Examples
     --------
-    >>> try:
-    ...     p = minilm_path()
-    ... except SourceUnavailable:
-    ...     p = "model.safetensors"
-    >>> p.endswith("model.safetensors")
+    >>> minilm_path().endswith("model.safetensors")  # doctest: +SKIP
     True
     """
     import importlib.resources as resources
@@ -72,11 +66,7 @@ def minilm_layers() -> list[str]:
 
     Examples
     --------
-    >>> try:
-    ...     n = len(minilm_layers())
-    ... except SourceUnavailable:
-    ...     n = 36
-    >>> n
+    >>> len(minilm_layers())  # doctest: +SKIP
     36
     """
     from safetensors import safe_open
@@ -91,11 +81,7 @@ def minilm_weight(key: str) -> np.ndarray:
 
     Examples
     --------
-    >>> try:
-    ...     shape = minilm_weight("encoder.layer.0.intermediate.dense.weight").shape
-    ... except SourceUnavailable:
-    ...     shape = (1536, 384)
-    >>> shape
+    >>> minilm_weight("encoder.layer.0.intermediate.dense.weight").shape  # doctest: +SKIP
     (1536, 384)
     """
     from safetensors import safe_open
@@ -135,12 +121,8 @@ def zoo_layers(model: str | None = None) -> list[tuple[str, str, tuple[int, int]
 
     Examples
     --------
-    >>> try:
-    ...     layers = zoo_layers()
-    ... except SourceUnavailable:
-    ...     layers = [("mlp", "fc1", (64, 64))]
-    >>> all(len(t) == 3 for t in layers)
-    True
+    >>> zoo_layers("mlp")[0]
+    ('mlp', 'fc1', (256, 64))
     """
     if model:
         return [(model, layer, W.shape) for layer, W in _zoo_matrices(model).items()]
@@ -160,12 +142,8 @@ def zoo_weight(model: str, layer: str) -> np.ndarray:
 
     Examples
     --------
-    >>> try:
-    ...     m, layer, shape = zoo_layers()[0]
-    ...     ok = zoo_weight(m, layer).shape == shape
-    ... except SourceUnavailable:
-    ...     ok = True
-    >>> ok
+    >>> m, layer, shape = zoo_layers()[0]
+    >>> zoo_weight(m, layer).shape == shape
     True
     """
     mats = _zoo_matrices(model)
