@@ -62,7 +62,8 @@ def test_trained_zoo_outputs_unchanged(name, solver):
     if solver in ("greedy", "hungarian", "identity"):
         assert len(ran) == len(rep.groups) > 0
     for g in ran:
-        assert g.retained_after >= g.retained_before * (1 - 1e-9)
+        if solver != "greedy":  # greedy applies TileTrans's sort even where it keeps less
+            assert g.retained_after >= g.retained_before * (1 - 1e-9)
         assert g.retained_after <= g.bound * (1 + 1e-9)
     if solver == "identity":
         assert not any(g.permuted for g in ran)
