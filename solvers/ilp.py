@@ -836,6 +836,17 @@ def _pattern_mip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, share:
         for j in range(nfix):
             model.AddHint(w[c][j], bool(a is not None and keep[a, j]))
 
+    return _solve_patterns_cpsat(model, lam, cols.fam[q], sub, n, bm, run, rng, o, share, scale, t0,
+                                 linearization=2)
+
+
+def _solve_patterns_cpsat(model, lam, fam, sub, n: int, bm, run, rng, o, share: float, scale: float,
+                          t0: float, linearization: int | None = None):
+    """Solve a pattern program built with CP-SAT; offer each solution's blocks to the run.
+
+    ``lam[c]`` selects column ``c`` (rows ``sub[c]``, family ``fam[c]``).  Returns
+    ``(status name, valid upper bound or None)``.
+    """
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.random_seed = int(rng.integers(2**31 - 1))
@@ -843,21 +854,20 @@ def _pattern_mip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, share:
     if p.num_workers > 1:
         p.interleave_search = True
     p.log_search_progress = bool(o["log"])
-    p.linearization_level = 2
+    if linearization is not None:
+        p.linearization_level = linearization
     if run.time_limit is not None:
         p.max_time_in_seconds = max(0.01, share * (run.time_left() - _MARGIN * run.time_limit))
     lam_idx = np.array([v.Index() for v in lam])
-    fam_q = cols.fam[q]
 
     class _Callback(cp_model.CpSolverSolutionCallback):
         def on_solution_callback(cb):
             sol = np.asarray(cb.response_proto.solution, dtype=np.int64)
             on = np.flatnonzero(sol[lam_idx] > 0)
-            on = on[np.argsort(fam_q[on], kind="stable")]     # full blocks first, the short one last
+            on = on[np.argsort(fam[on], kind="stable")]     # full blocks first, the short one last
             blk = np.empty(n, dtype=np.int64)
             for a, c in enumerate(on):
-                items = sub[c][sub[c] < n]
-                blk[items] = a
+                blk[sub[c][sub[c] < n]] = a
             run.offer({bm.perm_name: bm.perm_from_blocks(blk)})
             run.nit += 1
 
@@ -987,40 +997,7 @@ def _explicit_mip(o, problem, bm, cols: _Columns, qs: np.ndarray, js: np.ndarray
     for c in range(nc):
         model.AddHint(lam[c], (int(qs[c]), int(js[c])) in inc)
 
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.random_seed = int(rng.integers(2**31 - 1))
-    p.num_workers = int(o["num_workers"])
-    if p.num_workers > 1:
-        p.interleave_search = True
-    p.log_search_progress = bool(o["log"])
-    if run.time_limit is not None:
-        p.max_time_in_seconds = max(0.01, share * (run.time_left() - _MARGIN * run.time_limit))
-    lam_idx = np.array([v.Index() for v in lam])
-
-    class _Callback(cp_model.CpSolverSolutionCallback):
-        def on_solution_callback(cb):
-            sol = np.asarray(cb.response_proto.solution, dtype=np.int64)
-            on = np.flatnonzero(sol[lam_idx] > 0)
-            on = on[np.argsort(fam[on], kind="stable")]     # full blocks first, the short one last
-            blk = np.empty(n, dtype=np.int64)
-            for a, c in enumerate(on):
-                blk[sub[c][sub[c] < n]] = a
-            run.offer({bm.perm_name: bm.perm_from_blocks(blk)})
-            run.nit += 1
-
-    run.info["last_build_seconds"] = time.perf_counter() - t0
-    status = solver.Solve(model, _Callback())
-    run.info["last_solve_seconds"] = solver.WallTime()
-    name = solver.StatusName(status)
-    if name in ("MODEL_INVALID", "INFEASIBLE"):
-        raise RuntimeError(f"ilp: CP-SAT returned {name} on the pattern program; this is a bug")
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return name, None
-    bnd = solver.BestObjectiveBound()
-    if not np.isfinite(bnd):
-        return name, None
-    return name, math.nextafter(float(bnd) / scale, math.inf)
+    return _solve_patterns_cpsat(model, lam, fam, sub, n, bm, run, rng, o, share, scale, t0)
 
 
 def _explicit_mip_scip(o, problem, bm, cols: _Columns, qs, js, Fall, run, rng, share):
