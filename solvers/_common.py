@@ -8,11 +8,12 @@ from scipy.optimize import linear_sum_assignment
 
 from permsolve.bounds import col_profile, row_profile
 from permsolve.problem import TileProblem
+from permsolve.tiles import expand_perm
 
 __all__ = ["l1_order", "greedy_perms", "placement_gain", "assignment_step"]
 
 
-def _unit_sums(member, axis: str, perms: Mapping[str, np.ndarray]) -> np.ndarray:
+def _unit_sums(member, axis: str) -> np.ndarray:
     S = member.importance
     if axis == "rows":
         return S.sum(axis=1).reshape(-1, member.row_unit).sum(axis=1)
@@ -25,9 +26,9 @@ def l1_order(problem: TileProblem, name: str) -> np.ndarray:
     total = np.zeros(problem.perm_sizes[name])
     for m in problem.members:
         if m.rows == name:
-            total += _unit_sums(m, "rows", {})
+            total += _unit_sums(m, "rows")
         if m.cols == name:
-            total += _unit_sums(m, "cols", {})
+            total += _unit_sums(m, "cols")
     return np.argsort(total, kind="stable")
 
 
@@ -68,11 +69,11 @@ def placement_gain(problem: TileProblem, perms: Mapping[str, np.ndarray], name: 
         h, w = mem.tile
         Mf = M.astype(np.float64)
         if mem.rows == name:
-            A = mem.importance if mem.cols is None else mem.importance[:, _expand(perms[mem.cols], mem.col_unit)]
+            A = mem.importance if mem.cols is None else mem.importance[:, expand_perm(perms[mem.cols], mem.col_unit)]
             V = row_profile(A, w) @ Mf.T            # V[r, a]: row r in tile row a
             u, blk = mem.row_unit, h
         elif mem.cols == name:
-            A = mem.importance if mem.rows is None else mem.importance[_expand(perms[mem.rows], mem.row_unit)]
+            A = mem.importance if mem.rows is None else mem.importance[expand_perm(perms[mem.rows], mem.row_unit)]
             V = col_profile(A, h) @ Mf              # V[c, b]: column c in tile column b
             u, blk = mem.col_unit, w
         else:
@@ -83,11 +84,6 @@ def placement_gain(problem: TileProblem, perms: Mapping[str, np.ndarray], name: 
         for e in range(u):
             G += Vr[:, e, :][:, blocks[:, e]]
     return G
-
-
-def _expand(perm, unit):
-    from permsolve.problem import expand_perm
-    return expand_perm(perm, unit)
 
 
 def _transport(Gc: np.ndarray, capacity: np.ndarray) -> np.ndarray:
