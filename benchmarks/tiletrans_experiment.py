@@ -5,8 +5,10 @@ checkpoint, ``prune_model`` (solver ``identity`` = plain tile pruning),
 measure validation accuracy right away (one-shot), fine-tune briefly with the
 masks kept and measure again.  Writes, under ``--out``:
 
-- ``results.csv``: one row per configuration (appended as it runs; a rerun
-  skips the rows already there, so an interrupted run resumes);
+- ``results.csv``: one row per configuration, written when the grid is complete
+  (rows go to ``results.partial.csv`` as they finish; an interrupted run resumes
+  from that file, and a clean checkout, which has none, reruns everything);
+- ``run.txt``: the command, commit and wall time of the run;
 - ``results.md``: the accuracy tables;
 - ``summary.md``: per model/tile/budget, the sparsity where plain tile pruning
   loses >= 10 points and what greedy and the best solver recover there, plus
@@ -15,7 +17,7 @@ masks kept and measure again.  Writes, under ``--out``:
 
 Usage (from the repository root)::
 
-    python benchmarks/tiletrans_experiment.py            # the full grid (~1 h on 2 busy cores)
+    python benchmarks/tiletrans_experiment.py            # the full grid, 864 runs, 2 processes
     python benchmarks/tiletrans_experiment.py --quick    # a few minutes: 16x16, global, 4 sparsities
     python benchmarks/tiletrans_experiment.py --report-only   # redo tables and plots from results.csv
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
 import time
 from collections import defaultdict
@@ -43,59 +46,107 @@ def key(r) -> tuple:
     return (r["model"], r["tile"], r["budget"], r["scope"], r["solver"], f"{float(r['sparsity']):.2f}")
 
 
-def run_grid(args) -> None:
+_WORKER: dict = {}
+
+
+def _worker_init(threads: int) -> None:
     import torch
 
     from permsolve import zoo
+
+    torch.set_num_threads(threads)
+    _WORKER["X_check"] = zoo.digits("train")[0][:128]
+    _WORKER["dense"] = {}
+
+
+def run_one(cfg: dict, opts: dict) -> dict:
+    """Prune one configuration, evaluate, fine-tune, evaluate again; return its CSV row."""
+    from permsolve import zoo
     from permsolve.torch.prune import prune_model
 
-    torch.set_num_threads(args.threads)
-    out = args.out / "results.csv"
-    done = set()
-    if out.exists():
-        with out.open() as f:
-            done = {key(r) for r in csv.DictReader(f)}
-    new = not out.exists()
-    f = out.open("a", newline="")
+    t0 = time.perf_counter()
+    name, s, solver = cfg["model"], float(cfg["sparsity"]), cfg["solver"]
+    dense = _WORKER["dense"].get(name)
+    if dense is None:
+        dense = _WORKER["dense"][name] = zoo.evaluate(zoo.load(name), "val")
+    model = zoo.load(name)
+    tl = opts["time_limit"] if solver not in ("identity", "greedy", "hungarian") else None
+    rep = prune_model(model, _WORKER["X_check"], tile=cfg["tile"], sparsity=s, solver=solver, scope=cfg["scope"],
+                      budget=cfg["budget"], time_limit=tl, seed=opts["seed"])
+    acc1 = zoo.evaluate(model, "val")
+    acc2 = float("nan")
+    if opts["finetune_epochs"] > 0:
+        zoo.finetune(model, epochs=opts["finetune_epochs"], lr=opts["lr"], seed=opts["seed"])
+        acc2 = zoo.evaluate(model, "val")
+    groups = rep.permute.groups if rep.permute else []
+    row = dict(cfg)
+    row.update(dense_acc=f"{dense:.4f}", acc_oneshot=f"{acc1:.4f}", acc_finetuned=f"{acc2:.4f}",
+               weight_sparsity=f"{rep.weight_sparsity:.4f}", retained_fraction=f"{rep.retained_fraction:.5f}",
+               permuted_groups=sum(g.permuted for g in groups), groups=len(groups),
+               permute_seconds=f"{rep.permute.seconds if rep.permute else 0.0:.3f}",
+               seconds=f"{time.perf_counter() - t0:.2f}")
+    return row
+
+
+def run_grid(args) -> None:
+    """Run every configuration not yet in ``results.partial.csv``, ``--jobs`` at a time.
+
+    Rows go to ``results.partial.csv`` as they finish (an interrupted run resumes from it); when the
+    grid is complete they are written, in grid order, to ``results.csv`` and the partial file is
+    removed.  A clean checkout has no partial file, so it reruns the whole grid.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    import subprocess
+
+    partial, final = args.out / "results.partial.csv", args.out / "results.csv"
+    done = {}
+    if partial.exists():
+        with partial.open() as f:
+            done = {key(r): r for r in csv.DictReader(f)}
+    grid = [{"model": name, "tile": tile, "budget": budget, "scope": scope, "solver": solver,
+             "sparsity": f"{s:.2f}"}
+            for name in args.models for tile in args.tiles for budget in args.budgets
+            for scope in args.scopes for solver in args.solvers for s in args.sparsities]
+    todo = [c for c in grid if key(c) not in done]
+    print(f"{len(grid)} configurations, {len(grid) - len(todo)} already in {partial.name}, "
+          f"{len(todo)} to run with {args.jobs} process(es)", flush=True)
+    new = not partial.exists()
+    f = partial.open("a", newline="")
     w = csv.DictWriter(f, FIELDS)
     if new:
         w.writeheader()
-    X_check = zoo.digits("train")[0][:128]
+    opts = {"time_limit": args.time_limit, "seed": args.seed, "finetune_epochs": args.finetune_epochs,
+            "lr": args.lr}
     t_start = time.perf_counter()
-    for name in args.models:
-        dense = zoo.evaluate(zoo.load(name), "val")
-        for tile in args.tiles:
-            for budget in args.budgets:
-                for scope in args.scopes:
-                    for solver in args.solvers:
-                        for s in args.sparsities:
-                            row = {"model": name, "tile": tile, "budget": budget, "scope": scope,
-                                   "solver": solver, "sparsity": f"{s:.2f}"}
-                            if key(row) in done:
-                                continue
-                            t0 = time.perf_counter()
-                            model = zoo.load(name)
-                            tl = args.time_limit if solver not in ("identity", "greedy", "hungarian") else None
-                            rep = prune_model(model, X_check, tile=tile, sparsity=s, solver=solver, scope=scope,
-                                              budget=budget, time_limit=tl, seed=args.seed)
-                            acc1 = zoo.evaluate(model, "val")
-                            acc2 = float("nan")
-                            if args.finetune_epochs > 0:
-                                zoo.finetune(model, epochs=args.finetune_epochs, lr=args.lr, seed=args.seed)
-                                acc2 = zoo.evaluate(model, "val")
-                            groups = rep.permute.groups if rep.permute else []
-                            row.update(dense_acc=f"{dense:.4f}", acc_oneshot=f"{acc1:.4f}",
-                                       acc_finetuned=f"{acc2:.4f}", weight_sparsity=f"{rep.weight_sparsity:.4f}",
-                                       retained_fraction=f"{rep.retained_fraction:.5f}",
-                                       permuted_groups=sum(g.permuted for g in groups), groups=len(groups),
-                                       permute_seconds=f"{rep.permute.seconds if rep.permute else 0.0:.3f}",
-                                       seconds=f"{time.perf_counter() - t0:.2f}")
-                            w.writerow(row)
-                            f.flush()
-                            print(f"[{time.perf_counter() - t_start:7.0f}s] {name} {tile} {budget} {scope} "
-                                  f"{solver:<9} s={s:.1f} ret {rep.retained_fraction:.3f} "
-                                  f"acc {acc1:.3f} -> ft {acc2:.3f}", flush=True)
+    with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                initargs=(args.threads,)) as pool:
+        futures = [pool.submit(run_one, c, opts) for c in todo]
+        for i, fut in enumerate(cf.as_completed(futures), 1):
+            row = fut.result()
+            w.writerow(row)
+            f.flush()
+            done[key(row)] = row
+            print(f"[{time.perf_counter() - t_start:7.0f}s {i}/{len(todo)}] {row['model']} {row['tile']} "
+                  f"{row['budget']} {row['scope']} {row['solver']:<9} s={float(row['sparsity']):.1f} "
+                  f"ret {float(row['retained_fraction']):.3f} acc {float(row['acc_oneshot']):.3f} "
+                  f"-> ft {float(row['acc_finetuned']):.3f}", flush=True)
     f.close()
+    with final.open("w", newline="") as g:
+        wf = csv.DictWriter(g, FIELDS)
+        wf.writeheader()
+        for c in grid:
+            wf.writerow(done[key(c)])
+    partial.unlink()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    (args.out / "run.txt").write_text(
+        f"command: python benchmarks/tiletrans_experiment.py {' '.join(sys.argv[1:])}\n"
+        f"commit: {commit or 'unknown'}\nconfigurations: {len(grid)} ({len(todo)} run now)\n"
+        f"wall seconds (this invocation): {time.perf_counter() - t_start:.0f}\njobs: {args.jobs}\n")
 
 
 # ------------------------------------------------------------------ report
@@ -327,7 +378,9 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--time-limit", type=float, default=0.2, help="seconds per channel group for anneal etc.")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process (1 is fastest on a busy machine)")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="configurations run in parallel, one process each (default: 2, or 1 on one core)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "tiletrans")
     ap.add_argument("--quick", action="store_true", help="16x16, global, sparsities 0.3 0.5 0.7 0.9")
     ap.add_argument("--report-only", action="store_true")
