@@ -70,12 +70,14 @@ class Solver:
         return None
 
     def solve(self, problem: TileProblem, *, time_limit: float | None = None, seed: int = 0,
-              init: Mapping[str, np.ndarray] | None = None) -> SolveResult:
+              init: Mapping[str, np.ndarray] | SolveResult | None = None) -> SolveResult:
         why = self.supports(problem)
         if why:
             raise ValueError(why)
         if time_limit is not None and time_limit <= 0:
             raise ValueError(f"time_limit must be > 0, got {time_limit}")
+        if isinstance(init, SolveResult):
+            init = init.perms
         run = Run(problem, time_limit, init)
         rng = np.random.default_rng(seed)
         self._solve(problem, run, rng)
@@ -129,7 +131,7 @@ def get_solver(name: str) -> type[Solver]:
 
 
 def solve(problem: TileProblem, solver: str = "greedy", *, time_limit: float | None = None, seed: int = 0,
-          init: Mapping[str, np.ndarray] | None = None, **options) -> SolveResult:
+          init: Mapping[str, np.ndarray] | SolveResult | None = None, **options) -> SolveResult:
     """Solve ``problem`` with the solver registered as ``solver``.
 
     Parameters
@@ -138,7 +140,8 @@ def solve(problem: TileProblem, solver: str = "greedy", *, time_limit: float | N
     solver : registered name (see ``permsolve solvers``)
     time_limit : seconds; anytime solvers return their best when it runs out
     seed : makes randomized solvers deterministic
-    init : warm start, ``{perm name: permutation}``; the result is never worse
+    init : warm start, ``{perm name: permutation}`` or an earlier :class:`SolveResult`; the result is never
+        worse than it
     **options : the solver's own keyword options; unknown ones are an error
     """
     return get_solver(solver)(**options).solve(problem, time_limit=time_limit, seed=seed, init=init)

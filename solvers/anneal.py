@@ -208,7 +208,7 @@ class AnnealState:
             goff.append(go)
             so += slots
             co += slots * span
-            go += 1 if mem[mi, K.M_GLOBAL] else (slots if axis == 0 else mb)
+            go += 1 if mem[mi, K.M_GLOBAL] else (2 * slots if axis == 0 else mb)
             max_slots = max(max_slots, slots)
         self.bind_soff = np.array(soff, dtype=np.int64)
         self.bind_choff = np.array(choff, dtype=np.int64)
@@ -219,7 +219,7 @@ class AnnealState:
         self.ch_val = np.zeros(max(co, 1), dtype=np.float64)
         self.g_val = np.zeros(max(go, 1), dtype=np.float64)
         big = max(max_tiles, co, 1)
-        self.buf = np.zeros(big, dtype=np.float64)
+        self.buf = np.zeros(big + 2 * max_gs, dtype=np.float64)   # _topk_fresh: 3 x a group
         self.buf2 = np.zeros(big, dtype=np.float64)
         self.order = np.zeros(big, dtype=np.int64)
         self.tmp_v = np.zeros(max_gs, dtype=np.float64)
