@@ -21,6 +21,10 @@ other load on a shared machine slows them less than wall time would; wall
 rates are printed too.  ``--cold`` first measures the JIT compile time in a
 fresh process with an empty numba cache.
 
+``--compare REV`` runs the kernel at git revision ``REV`` and the working
+tree's alternately in one process (same moves, same start) and prints the
+ratios, so a kernel change is judged under the same machine load.
+
 ``--quality [--time-limit 10]`` instead compares ``anneal`` (default options)
 with ``greedy`` and ``hungarian`` (no time limit) on planted instances,
 lognormal-scaled random matrices and, when the optional package
@@ -101,6 +105,65 @@ def quality(time_limit: float, layers: list[int]) -> None:
             compare(f"{name} {S.shape} {mask}", TileProblem.from_matrix(S, tile=(16, 16), sparsity=0.5, mask=mask))
 
 
+def compare(rev: str, size: int, moves: int, repeats: int) -> None:
+    """Kernel at git ``rev`` (A) against the working tree's (B), alternating in one process.
+
+    Both kernels are compiled without the on-disk cache and run the same
+    moves from the same start on the same ``AnnealState`` layout, so the
+    ratio B/A is measured under the same machine load; the final values
+    must agree (the kernels are exact, so they visit the same states).
+    """
+    import importlib.util
+    from pathlib import Path
+
+    from permsolve import TileProblem
+    from permsolve.solvers.anneal import AnnealState
+
+    root = Path(__file__).resolve().parents[1]
+    kernels = {}
+    with tempfile.TemporaryDirectory() as d:
+        for label, src in (("A", subprocess.run(["git", "show", f"{rev}:solvers/_anneal_kernel.py"], cwd=root,
+                                                capture_output=True, text=True, check=True).stdout),
+                           ("B", (root / "solvers" / "_anneal_kernel.py").read_text())):
+            path = Path(d) / f"kernel_{label}.py"
+            path.write_text(src.replace("cache=True", "cache=False"))
+            spec = importlib.util.spec_from_file_location(f"_anneal_kernel_{label}", path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            kernels[label] = mod
+        rng = np.random.default_rng(0)
+        S = rng.lognormal(size=(size, size)) * rng.lognormal(sigma=0.5, size=(size, 1)) * \
+            rng.lognormal(sigma=0.5, size=(1, size))
+        u = rng.random((moves, 4))
+        alpha = 1e-3 ** (1.0 / moves)
+        print(f"A = kernel at {rev}, B = working tree; {size}x{size}, tile 16x16, rows, sparsity 0.5; "
+              f"median of {repeats} alternating runs of {moves} moves (CPU time)")
+        for mask in ("global", "row-balanced"):
+            p = TileProblem.from_matrix(S, tile=(16, 16), sparsity=0.5, mask=mask)
+            states = {}
+            for label, K in kernels.items():
+                st = AnnealState(p, p.identity())
+                st.k = K
+                st.probe(u[:100])      # compile
+                st.set_perms(p.identity())
+                states[label] = st
+            d0 = states["A"].probe(u[:20000])
+            t0 = float(-d0[d0 < 0].mean())
+            res = {}
+            for _ in range(repeats):
+                for label, st in states.items():
+                    st.set_perms(p.identity())
+                    res.setdefault((label, "eval"), []).append(moves / timed(lambda: st.probe(u))[0])
+                    st.set_perms(p.identity())
+                    res.setdefault((label, "schedule"), []).append(moves / timed(lambda: st.run(u, t0, alpha))[0])
+                    res.setdefault((label, "best"), []).append(st.best)
+            for what in ("eval", "schedule"):
+                a, b = statistics.median(res[("A", what)]), statistics.median(res[("B", what)])
+                print(f"  {mask:13s} {what:9s} A {a:.3e}  B {b:.3e}  B/A {b / a:.2f}")
+            same = res[("A", "best")] == res[("B", "best")]
+            print(f"  {mask:13s} final best values {'agree' if same else 'DIFFER'}: {res[('B', 'best')][0]:.6f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=1024)
@@ -113,7 +176,12 @@ def main(argv=None) -> int:
     ap.add_argument("--quality", action="store_true", help="compare solution quality instead of speed")
     ap.add_argument("--time-limit", type=float, default=10.0, help="anneal's time limit for --quality")
     ap.add_argument("--layers", default="3", help="MiniLM blocks for --quality, e.g. 0,3")
+    ap.add_argument("--compare", metavar="REV", default=None,
+                    help="A/B: the kernel at git revision REV against the working tree's, alternating")
     a = ap.parse_args(argv)
+    if a.compare:
+        compare(a.compare, a.size, min(a.moves, 500_000), a.repeats)
+        return 0
     if a.quality:
         quality(a.time_limit, [int(x) for x in a.layers.split(",")])
         return 0

@@ -208,6 +208,40 @@ def _spearman(x, y) -> float:
     return float(spearmanr(x, y).statistic)
 
 
+def _s10_aggregate(at_s10: dict, perm_solvers: list[str]) -> list[str]:
+    """The README's headline: gains over identity at s10, aggregated over the cells."""
+    import numpy as np
+
+    def gains(cells, pick):
+        return np.array([pick(c) - idn for _, idn, c in cells])
+
+    def fmt(g):
+        return (f"{100 * np.median(g):+.1f} ({100 * g.mean():+.1f}), {int((g > 1e-9).sum())} / "
+                f"{int((g < -1e-9).sum())}")
+
+    lines = ["", "## Aggregated over the cells above", "",
+             "Gains over identity at s10, points of accuracy: median (mean), cells better / worse.  `best` is the "
+             "best permuting solver of each cell, picked afterwards (so it flatters); `recovered` is the median "
+             "share of identity's loss (dense - identity) that the solver wins back.", "",
+             "| phase | cells | identity's loss (median) | " + " | ".join(perm_solvers) +
+             " | best | greedy recovered | best recovered | better solver vs greedy (better / worse) |",
+             "|---|---:|---:|" + "---:|" * (len(perm_solvers) + 4)]
+    for phase, cells in at_s10.items():
+        cells = [c for c in cells if "greedy" in c[2]]
+        if not cells:
+            continue
+        loss = np.array([d - i for d, i, _ in cells])
+        per = [fmt(gains(cells, lambda c, sv=sv: c.get(sv, np.nan))) for sv in perm_solvers]
+        best = gains(cells, lambda c: max(c.values()))
+        greedy = gains(cells, lambda c: c["greedy"])
+        others = [sv for sv in perm_solvers if sv != "greedy"]
+        vs = np.array([max((c[sv] for sv in others if sv in c), default=np.nan) - c["greedy"] for _, _, c in cells])
+        lines.append(f"| {phase} | {len(cells)} | {100 * np.median(loss):.1f} | " + " | ".join(per) +
+                     f" | {fmt(best)} | {100 * np.median(greedy / loss):.0f}% | {100 * np.median(best / loss):.0f}% | "
+                     f"{int((vs > 1e-9).sum())} / {int((vs < -1e-9).sum())} |")
+    return lines
+
+
 def write_summary(rows, out: Path) -> None:
     import numpy as np
 
@@ -221,6 +255,7 @@ def write_summary(rows, out: Path) -> None:
              "| model | tile | budget | scope | phase | s10 | dense | identity | greedy (gain) | best (gain) |",
              "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     combos = sorted({(r["model"], r["tile"], r["budget"], r["scope"]) for r in rows})
+    at_s10 = {"one-shot": [], "fine-tuned": []}     # per cell: dense, identity, {solver: acc}
     for model, tile, budget, scope in combos:
         for phase, col in (("one-shot", "acc_oneshot"), ("fine-tuned", "acc_finetuned")):
             sps = sorted({round(r["sparsity"], 2) for r in rows
@@ -240,12 +275,14 @@ def write_summary(rows, out: Path) -> None:
                 r = idx.get((model, tile, budget, scope, sv, s10))
                 if r is not None:
                     cells[sv] = r[col]
+            at_s10[phase].append((base["dense_acc"], base[col], cells))
             g = cells.get("greedy", float("nan"))
             best_sv = max(cells, key=lambda k: cells[k]) if cells else None
             best = cells.get(best_sv, float("nan"))
             lines.append(f"| {model} | {tile} | {budget} | {scope} | {phase} | {s10:.1f} | {100 * base['dense_acc']:.1f} | "
                          f"{100 * base[col]:.1f} | {100 * g:.1f} ({100 * (g - base[col]):+.1f}) | "
                          f"{best_sv} {100 * best:.1f} ({100 * (best - base[col]):+.1f}) |")
+    lines += _s10_aggregate(at_s10, perm_solvers)
     # retained importance vs accuracy
     lines += ["", "## Does more retained importance mean more accuracy?", "",
               "Per model: over all (tile, budget, scope, sparsity) cells, the gain of each permuting solver over "
@@ -362,7 +399,11 @@ def diagnose(spec: list[str], solvers: list[str], out: Path, threads: int) -> No
                              " | ".join(f"{l.retained_fraction:.3f}" for l in rep.layers) + " | " +
                              " | ".join(f"{100 * a:.1f}" for a in lifts) + " |")
                 print(lines[-1], flush=True)
-    with (out / "diagnosis.md").open("a") as f:
+    path = out / "diagnosis.md"
+    new = not path.exists()
+    with path.open("a") as f:
+        if new:
+            f.write("# Per-layer diagnosis: which layer's pruning costs the accuracy\n\n")
         f.write("\n".join(lines) + "\n\n")
 
 

@@ -125,11 +125,12 @@ class Run:
         self.best_perms = {k: np.asarray(v, dtype=np.int64).copy() for k, v in perms.items()}
         self.trace = [(self.elapsed(), self.best)]   # the adopted answer starts the trace
 
-    def offer(self, perms: Mapping[str, np.ndarray], value: float | None = None) -> bool:
-        """Keep ``perms`` if better than the incumbent; returns True if kept."""
+    def offer(self, perms: Mapping[str, np.ndarray], value: float | None = None, *, ties: bool = False) -> bool:
+        """Keep ``perms`` if better than the incumbent (``ties``: or as good); returns True if kept."""
         if value is None:
             value = self.problem.evaluate(perms)
-        if value > self.best + REL_TOL * max(1.0, abs(self.best)):
+        tol = REL_TOL * max(1.0, abs(self.best))
+        if value > self.best + tol or (ties and value >= self.best - tol):
             self.best = float(value)
             self.best_perms = {k: np.asarray(v, dtype=np.int64).copy() for k, v in perms.items()}
             self.trace.append((self.elapsed(), self.best))

@@ -409,7 +409,9 @@ class Anneal(Solver):
         o = self.opts
         if run.has_init or o["start"] == "identity":
             return
-        run.offer(greedy_perms(problem))          # the better of greedy and identity
+        # TileTrans's order unless the identity is strictly better: where the objective
+        # cannot tell them apart (a layer pruned entirely, or not at all) keep the sort
+        run.offer(greedy_perms(problem), ties=True)
         mode = o["start"]
         if mode == "auto":
             small = max(problem.perm_sizes.values(), default=0) <= int(o["auto_hungarian_units"])
