@@ -111,7 +111,8 @@ def compare(rev: str, size: int, moves: int, repeats: int) -> None:
     Both kernels are compiled without the on-disk cache and run the same
     moves from the same start on the same ``AnnealState`` layout, so the
     ratio B/A is measured under the same machine load; the final values
-    must agree (the kernels are exact, so they visit the same states).
+    agree up to rounding (both are exact; summing in another order can flip
+    a Metropolis test late in a run).
     """
     import importlib.util
     from pathlib import Path
@@ -160,8 +161,9 @@ def compare(rev: str, size: int, moves: int, repeats: int) -> None:
             for what in ("eval", "schedule"):
                 a, b = statistics.median(res[("A", what)]), statistics.median(res[("B", what)])
                 print(f"  {mask:13s} {what:9s} A {a:.3e}  B {b:.3e}  B/A {b / a:.2f}")
-            same = res[("A", "best")] == res[("B", "best")]
-            print(f"  {mask:13s} final best values {'agree' if same else 'DIFFER'}: {res[('B', 'best')][0]:.6f}")
+            diff = max(abs(a - b) / abs(a) for a, b in zip(res[("A", "best")], res[("B", "best")]))
+            print(f"  {mask:13s} final best value {res[('B', 'best')][0]:.6f}; largest relative difference A vs B "
+                  f"{diff:.1e} (rounding can flip a Metropolis test, so tiny differences are possible)")
 
 
 def main(argv=None) -> int:

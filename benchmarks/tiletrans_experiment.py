@@ -309,8 +309,40 @@ def write_summary(rows, out: Path) -> None:
             dr, da, df = map(np.asarray, (dr, da, df))
             worse = float(np.mean((dr > 1e-9) & (da < 0)))
             lines.append(f"| {model} | {sv} | {len(dr)} | {100 * dr.mean():+.2f} | {100 * da.mean():+.2f} | "
-                         f"{100 * np.nanmean(df):+.2f} | {_spearman(dr, da):.2f} | {100 * worse:.0f}% |")
+                         f"{100 * (np.nanmean(df) if np.isfinite(df).any() else np.nan):+.2f} | {_spearman(dr, da):.2f} | "
+                         f"{100 * worse:.0f}% |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def compare_scope(rows, other_csv: Path, out: Path) -> None:
+    """``scope_comparison.md``: these runs against the same configurations in ``other_csv``
+    (other scope), paired by model, tile, budget, solver and sparsity."""
+    import numpy as np
+
+    other = {(r["model"], r["tile"], r["budget"], r["solver"], round(r["sparsity"], 2)): r
+             for r in load_rows(other_csv)}
+    pairs = []
+    for r in rows:
+        o = other.get((r["model"], r["tile"], r["budget"], r["solver"], round(r["sparsity"], 2)))
+        if r["solver"] != "identity" and o is not None and o["scope"] != r["scope"]:
+            pairs.append((r, o))
+    if not pairs:
+        return
+    dr = np.array([r["retained_fraction"] - o["retained_fraction"] for r, o in pairs])
+    lines = [f"# Scope {pairs[0][0]['scope']} (these runs) against {pairs[0][1]['scope']} ({other_csv})", "",
+             f"{len(pairs)} paired runs (same model, tile, budget, solver, sparsity).  Retained importance "
+             f"difference: largest {100 * np.abs(dr).max():.2f} points, mean {100 * dr.mean():+.2f}.", "",
+             "| phase | median change | mean change | better / worse |", "|---|---:|---:|---:|"]
+    for phase, col in (("one-shot", "acc_oneshot"), ("fine-tuned", "acc_finetuned")):
+        d = np.array([r[col] - o[col] for r, o in pairs])
+        lines.append(f"| {phase} | {100 * np.median(d):+.1f} | {100 * d.mean():+.1f} | "
+                     f"{int((d > 1e-9).sum())} / {int((d < -1e-9).sum())} |")
+    d = sorted(pairs, key=lambda p: p[0]["acc_oneshot"] - p[1]["acc_oneshot"])
+    lines += ["", "Largest one-shot changes:", ""]
+    for r, o in d[:2] + d[-2:]:
+        lines.append(f"- {r['model']} {r['tile']} {r['budget']} {r['solver']} s = {r['sparsity']:.1f}: "
+                     f"{100 * o['acc_oneshot']:.1f} ({o['scope']}) -> {100 * r['acc_oneshot']:.1f} ({r['scope']})")
+    (out / "scope_comparison.md").write_text("\n".join(lines) + "\n")
 
 
 def plot(rows, out: Path) -> None:
@@ -425,6 +457,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "tiletrans")
     ap.add_argument("--quick", action="store_true", help="16x16, global, sparsities 0.3 0.5 0.7 0.9")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--compare-with", type=Path, default=None, metavar="CSV",
+                    help="also write scope_comparison.md: these runs against the same configurations in CSV")
     ap.add_argument("--diagnose", nargs=4, metavar=("MODEL", "TILE", "BUDGET", "SPARSITY"),
                     help="per-layer look at one configuration (appends to diagnosis.md)")
     args = ap.parse_args(argv)
@@ -446,6 +480,8 @@ def main(argv=None) -> int:
     write_tables(rows, args.out)
     write_summary(rows, args.out)
     plot(rows, args.out)
+    if args.compare_with:
+        compare_scope(rows, args.compare_with, args.out)
     print(f"wrote {args.out}/results.csv, results.md, summary.md and one PNG per model")
     return 0
 
