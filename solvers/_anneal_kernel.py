@@ -349,10 +349,13 @@ def band_rebuild(T, sv, sid, k, mem, mi, bandf):
     """Choose a new band around the top-``k`` boundary of ``T`` (a global-mask member).
 
     Writes the band into ``sv``/``sid`` (sorted by score, ties by id), its
-    size, the number of tiles above it and its thresholds.
+    size, the number of tiles above it and its thresholds.  The band is every
+    tile scoring between the values of ranks ``n - k - BAND_HALF`` and
+    ``n - k + BAND_HALF - 1`` (so ties at either end are inside); the two
+    values come from ``np.partition`` (linear) and only the band is sorted,
+    so a rebuild costs ``O(n + band log band)``, not a sort of all tiles.
     """
     n = T.shape[0]
-    o = np.argsort(T, kind="mergesort")    # stable: ties in id order
     b = n - k
     if b < 0:
         b = 0
@@ -362,22 +365,34 @@ def band_rebuild(T, sv, sid, k, mem, mi, bandf):
         start = 0
     if end > n:
         end = n
+    lo_v = -INF
+    hi_v = INF
     if start > 0:
-        v = T[o[start]]
-        while start > 0 and T[o[start - 1]] == v:
-            start -= 1
+        lo_v = np.partition(T, start)[start]
     if end < n:
-        v = T[o[end - 1]]
-        while end < n and T[o[end]] == v:
-            end += 1
-    bandf[mi, 0] = T[o[start]] if start > 0 else -INF
-    bandf[mi, 1] = T[o[end - 1]] if end < n else INF
-    bn = end - start
+        hi_v = np.partition(T, end - 1)[end - 1]
+    bn = 0
+    below = 0
+    above = 0
+    for t in range(n):
+        v = T[t]
+        inside = (v >= lo_v) & (v <= hi_v)
+        sid[bn] = t               # branch-free collection, in id order
+        bn += inside
+        below += v < lo_v
+        above += v > hi_v
+    vals = np.empty(bn)
     for j in range(bn):
-        sv[j] = T[o[start + j]]
-        sid[j] = o[start + j]
+        vals[j] = T[sid[j]]
+    o = np.argsort(vals, kind="mergesort")    # stable: ties stay in id order
+    ids = sid[:bn].copy()
+    for j in range(bn):
+        sid[j] = ids[o[j]]
+        sv[j] = vals[o[j]]
+    bandf[mi, 0] = lo_v if below > 0 else -INF
+    bandf[mi, 1] = hi_v if above > 0 else INF
     mem[mi, M_BN] = bn
-    mem[mi, M_NABOVE] = n - end
+    mem[mi, M_NABOVE] = above
 
 
 @njit
