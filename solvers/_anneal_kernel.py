@@ -644,6 +644,9 @@ def _eval_binding(mem, bandf, mi, axis, unit, perm, pbase, p, q, T, R, C, sv, si
             continue
         x1 = up * unit + e
         x2 = uq * unit + e
+        # the two slots are opened by the same code written out twice: a shared helper
+        # (plain or inline="always") made evaluation 10-25 % slower
+        # (benchmarks/anneal_speed.py --compare)
         s1 = _slot_of(slots, ns, a1)
         if s1 < 0:
             s1 = ns

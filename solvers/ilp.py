@@ -939,27 +939,7 @@ def _pattern_mip_scip(o, problem, bm, cols: _Columns, q: np.ndarray, run, rng, s
         for j in range(nfix):
             hint_vars.append(w[c][j]); hint_vals.append(1.0 if (a is not None and keep[a, j]) else 0.0)
     s.SetHint(hint_vars, hint_vals)
-    s.SetNumThreads(1)
-    s.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {int(rng.integers(2**20))}\n"
-                                          "limits/gap = 0\nlimits/absgap = 0\n")
-    if o["log"]:
-        s.EnableOutput()
-    if run.time_limit is not None:
-        s.SetTimeLimit(int(1000 * max(0.01, share * (run.time_left() - _MARGIN * run.time_limit))))
-    run.info["last_build_seconds"] = time.perf_counter() - t0
-    st = s.Solve()
-    name = {pywraplp.Solver.OPTIMAL: "OPTIMAL", pywraplp.Solver.FEASIBLE: "FEASIBLE"}.get(st, f"STATUS_{st}")
-    if st in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-        lv = np.array([v.solution_value() for v in lam])
-        on = np.flatnonzero(lv > 0.5)
-        on = on[np.argsort(cols.fam[q][on], kind="stable")]
-        blk = np.empty(n, dtype=np.int64)
-        for a, c in enumerate(on):
-            blk[sub[c][sub[c] < n]] = a
-        run.offer({bm.perm_name: bm.perm_from_blocks(blk)})
-        run.nit += 1
-        return name, float(obj.BestBound())
-    return name, None
+    return _scip_solve(s, obj, lam, sub, cols.fam[q], n, bm, o, run, rng, share, t0)
 
 
 def _explicit_mip(o, problem, bm, cols: _Columns, qs: np.ndarray, js: np.ndarray, Fall: np.ndarray,
@@ -1031,6 +1011,16 @@ def _explicit_mip_scip(o, problem, bm, cols: _Columns, qs, js, Fall, run, rng, s
     j_inc = keep.sum(axis=1) if bm.balanced is None else np.full(len(q_inc), bm.kb)
     inc = set(zip(q_inc.tolist(), j_inc.tolist()))
     s.SetHint(lam, [1.0 if (int(qs[c]), int(js[c])) in inc else 0.0 for c in range(nc)])
+    return _scip_solve(s, obj, lam, sub, fam, n, bm, o, run, rng, share, t0)
+
+
+def _scip_solve(s, obj, lam, sub, fam, n, bm, o, run, rng, share, t0):
+    """Solve a set-partitioning program built in SCIP (``lam[c]``: column ``c`` is used) and
+    offer its solution; returns the status name and SCIP's dual bound (None if no solution).
+
+    Column ``c`` covers the units ``sub[c]`` (entries ``>= n`` are padding) and belongs to
+    family ``fam[c]``; the chosen columns become tile blocks in family order.
+    """
     s.SetNumThreads(1)
     s.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {int(rng.integers(2**20))}\n"
                                           "limits/gap = 0\nlimits/absgap = 0\n")
