@@ -55,6 +55,11 @@ def cold_compile_seconds() -> float:
         return float(out.stdout.strip().splitlines()[-1])
 
 
+def scaled_random(n: int, rng) -> np.ndarray:
+    """``n x n`` lognormal entries with lognormal row and column scales (the benchmark matrix)."""
+    return rng.lognormal(size=(n, n)) * rng.lognormal(sigma=0.5, size=(n, 1)) * rng.lognormal(sigma=0.5, size=(1, n))
+
+
 def timed(fn):
     c, w = time.process_time(), time.perf_counter()
     fn()
@@ -87,7 +92,7 @@ def quality(time_limit: float, layers: list[int]) -> None:
     print(f"lognormal-scaled random, tile 16x16, sparsity 0.5, rows; fraction of the bound; anneal {time_limit:g} s")
     for n in (512, 1024):
         rng = np.random.default_rng(n)
-        S = rng.lognormal(size=(n, n)) * rng.lognormal(sigma=0.5, size=(n, 1)) * rng.lognormal(sigma=0.5, size=(1, n))
+        S = scaled_random(n, rng)
         for mask in ("global", "row-balanced"):
             compare(f"{n}x{n} {mask}", TileProblem.from_matrix(S, tile=(16, 16), sparsity=0.5, mask=mask))
     try:
@@ -133,8 +138,7 @@ def compare(rev: str, size: int, moves: int, repeats: int) -> None:
             spec.loader.exec_module(mod)
             kernels[label] = mod
         rng = np.random.default_rng(0)
-        S = rng.lognormal(size=(size, size)) * rng.lognormal(sigma=0.5, size=(size, 1)) * \
-            rng.lognormal(sigma=0.5, size=(1, size))
+        S = scaled_random(size, rng)
         u = rng.random((moves, 4))
         alpha = 1e-3 ** (1.0 / moves)
         print(f"A = kernel at {rev}, B = working tree; {size}x{size}, tile 16x16, rows, sparsity 0.5; "
@@ -203,7 +207,7 @@ def main(argv=None) -> int:
     tile = parse_tile(a.tile)
     rng = np.random.default_rng(0)
     n = a.size
-    S = rng.lognormal(size=(n, n)) * rng.lognormal(sigma=0.5, size=(n, 1)) * rng.lognormal(sigma=0.5, size=(1, n))
+    S = scaled_random(n, rng)
     out["results"] = {}
     print(f"{n}x{n}, tile {tile[0]}x{tile[1]}, axis {a.axis}, sparsity 0.5; "
           f"median of {a.repeats} runs of {a.moves} moves; moves/s per CPU second (wall in brackets)")

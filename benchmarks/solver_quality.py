@@ -61,6 +61,7 @@ def real_table(names, limit, quick, tiles=("16x16", "32x1"), sparsity=0.5):
     from permsolve.problems.real import zoo_layers, zoo_weight
 
     rows = []
+    solved = {}     # (layer, tile) -> (problem, hungarian's result), for ilp_ties
     layers = zoo_layers()
     for model, layer, (m, n) in layers:
         for tile in tiles:
@@ -70,6 +71,7 @@ def real_table(names, limit, quick, tiles=("16x16", "32x1"), sparsity=0.5):
             S = importance(zoo_weight(model, layer), "l1")
             p = TileProblem.from_matrix(S, tile=(h, w), sparsity=sparsity)
             res = {k: run(p, k, limit) for k in names}
+            solved[(f"{model}.{layer}", tile)] = (p, res.get("hungarian"))
             g = res["greedy"].retained
             row = {"layer": f"{model}.{layer}", "shape": f"{m}x{n}", "tile": tile, "bound": p.bound, "total": p.total}
             for k, r in res.items():
@@ -83,29 +85,25 @@ def real_table(names, limit, quick, tiles=("16x16", "32x1"), sparsity=0.5):
                 f"{k}={100 * row.get(k + '_fraction', np.nan):.3f}%/{100 * row.get(k + '_closed', np.nan):.1f}%"
                 for k in names), flush=True)
             if quick and len(rows) >= 4:
-                return rows
-    return rows
+                return rows, solved
+    return rows, solved
 
 
-def ilp_ties(rows, limit):
+def ilp_ties(rows, solved, limit):
     """Where anneal does not beat hungarian: is hungarian's answer optimal?
 
-    ``ilp`` starts from hungarian's permutation (so it can only improve it) and
+    ``solved`` maps (layer, tile) to the problem and hungarian's result from
+    :func:`real_table`.  ``ilp`` starts from hungarian's permutation (so it can only improve it) and
     either proves it optimal, finds better, or stops at ``limit`` seconds with a
     bound.  Returns markdown lines.
     """
-    from permsolve.problems.real import zoo_weight
-
     lines = [f"Layers where anneal does not beat hungarian: `ilp` from hungarian's answer, {limit:g} s", "",
              "| layer | tile | hungarian kept | ilp kept | ilp bound | proven optimal | seconds |",
              "|---|---|---:|---:|---:|---|---:|"]
     for r in rows:
         if r.get("anneal_fraction", 0) > r.get("hungarian_fraction", 0) + 1e-12 or r["bound"] <= r["total"] * r.get("hungarian_fraction", 0) * (1 + 1e-9):
             continue      # anneal is better, or hungarian already reaches the allocation bound
-        model, layer = r["layer"].split(".", 1)
-        h, w = (int(x) for x in r["tile"].split("x"))
-        p = TileProblem.from_matrix(importance(zoo_weight(model, layer), "l1"), tile=(h, w), sparsity=0.5)
-        hu = solve(p, "hungarian")
+        p, hu = solved[(r["layer"], r["tile"])]
         il = solve(p, "ilp", time_limit=limit, init=hu)
         r.update(ilp_fraction=il.fraction, ilp_bound=il.bound, ilp_optimal=il.optimal)
         line = (f"| {r['layer']} | {r['tile']} | {100 * hu.fraction:.3f}% | {100 * il.fraction:.3f}% | "
@@ -134,7 +132,7 @@ def main(argv=None):
     (out / "planted.md").write_text("\n".join(lines) + "\n")
 
     print("\n# real layers: retained fraction / share of the greedy-to-bound gap closed")
-    rows = real_table(names, args.time_limit, args.quick)
+    rows, solved = real_table(names, args.time_limit, args.quick)
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("layer", "shape", "tile", "bound", "total"), k))
     with open(out / "real.csv", "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=keys)
@@ -159,7 +157,7 @@ def main(argv=None):
                                f"median share of the greedy gap closed by {a}: {100 * med:.1f}%")
     md += [""] + summary
     if args.ilp_ties > 0 and "anneal" in names and "hungarian" in names:
-        md += ["", *ilp_ties(rows, args.ilp_ties)]
+        md += ["", *ilp_ties(rows, solved, args.ilp_ties)]
     (out / "real.md").write_text("\n".join(md) + "\n")
     print("\n".join(summary))
     print(f"\nwritten to {out}/ in {time.time() - t0:.0f} s "
