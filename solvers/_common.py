@@ -36,6 +36,17 @@ def greedy_perms(problem: TileProblem) -> dict[str, np.ndarray]:
     return {name: l1_order(problem, name) for name in problem.perm_names}
 
 
+def start_from_greedy(problem: TileProblem, run) -> None:
+    """Make TileTrans's order the incumbent unless the identity is strictly better.
+
+    The search solvers start here.  Where the objective cannot tell the two
+    apart (a layer the global budget prunes entirely, or not at all) the sort
+    is kept, as TileTrans would: under a global threshold it can still lift a
+    layer's best tiles above the threshold.
+    """
+    run.offer(greedy_perms(problem), ties=True)
+
+
 def position_classes(problem: TileProblem, name: str) -> np.ndarray:
     """Class of each position of permutation ``name``: positions whose elements fall in
     the same tile blocks of every bound matrix are interchangeable (same gains).

@@ -65,7 +65,7 @@ from permsolve.masks import GlobalMask, RowBalancedMask
 from permsolve.problem import TileProblem, expand_perm, tile_scores
 from permsolve.registry import Solver, register
 
-from ._common import greedy_perms
+from ._common import start_from_greedy
 
 __all__ = ["Anneal", "AnnealState", "load_kernel", "warmup"]
 
@@ -409,9 +409,7 @@ class Anneal(Solver):
         o = self.opts
         if run.has_init or o["start"] == "identity":
             return
-        # TileTrans's order unless the identity is strictly better: where the objective
-        # cannot tell them apart (a layer pruned entirely, or not at all) keep the sort
-        run.offer(greedy_perms(problem), ties=True)
+        start_from_greedy(problem, run)
         mode = o["start"]
         if mode == "auto":
             small = max(problem.perm_sizes.values(), default=0) <= int(o["auto_hungarian_units"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from permsolve.registry import Solver, register
 
-from ._common import assignment_step, greedy_perms
+from ._common import assignment_step, start_from_greedy
 
 
 @register
@@ -26,9 +26,7 @@ class Hungarian(Solver):
         if start not in ("greedy", "identity"):
             raise ValueError(f"hungarian: start must be 'greedy' or 'identity', got {start!r}")
         if start == "greedy" and not run.has_init:
-            # TileTrans's order unless the identity is strictly better: where the objective
-            # cannot tell them apart (a layer pruned entirely, or not at all) keep the sort
-            run.offer(greedy_perms(problem), ties=True)
+            start_from_greedy(problem, run)
         perms = {k: v.copy() for k, v in run.best_perms.items()}
         value = run.best
         for rounds in range(1, int(self.opts["max_rounds"]) + 1):
