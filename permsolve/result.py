@@ -91,6 +91,8 @@ class Run:
     def __init__(self, problem: TileProblem, time_limit: float | None, init: Mapping | None):
         self.problem = problem
         self.time_limit = None if time_limit is None else float(time_limit)
+        if self.time_limit is not None and not (0 < self.time_limit < float("inf")):
+            raise ValueError(f"time_limit must be a finite number of seconds > 0, got {time_limit}")
         self.start = time.perf_counter()
         self.has_init = bool(init)
         self.best_perms = problem.check_perms(init)
@@ -129,7 +131,7 @@ class Run:
         """Keep ``perms`` if better than the incumbent (``ties``: or as good); returns True if kept."""
         if value is None:
             value = self.problem.evaluate(perms)
-        tol = REL_TOL * max(1.0, abs(self.best))
+        tol = REL_TOL * abs(self.best)        # relative: no floor, so tiny problems are not frozen
         if value > self.best + tol or (ties and value >= self.best - tol):
             self.best = float(value)
             self.best_perms = {k: np.asarray(v, dtype=np.int64).copy() for k, v in perms.items()}

@@ -39,5 +39,5 @@ class Hungarian(Solver):
                 value = problem.evaluate(perms)
                 run.offer(perms, value)
             run.nit = rounds
-            if run.expired() or value <= before * (1 + self.opts["tol"]) + 1e-300:
+            if run.expired() or value <= before * (1 + self.opts["tol"]):
                 break

@@ -291,7 +291,7 @@ class ILP(Solver):
         if bm.k >= bm.n_free * bm.n_fixed:
             return "every tile kept"
         bound = problem.bound
-        if run.best >= bound - 1e-12 * max(1.0, abs(bound)):
+        if run.best >= bound * (1 - 1e-12):
             return "the start reaches the bound"
         return None
 
@@ -671,7 +671,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         y = -res.eqlin.marginals
         rc = cols.reduced_costs(y)
         lagr = min(lagr, float(b @ y) + nblocks * max(0.0, float(rc.max())))
-        new = np.flatnonzero(rc > 1e-9 * max(1.0, abs(lagr)))
+        new = np.flatnonzero(rc > 1e-9 * abs(lagr))   # relative: the problem's own scale
         if len(new) == 0:
             break
         new = new[np.argsort(-rc[new], kind="stable")[:max(50, 4 * n)]]
@@ -679,7 +679,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
         q_master = np.concatenate([q_master, new])
         keep_master = np.vstack([keep_master, cols.best_keep(new, cols._mu(y))[0]])
     # b.y + blocks*max(0, max rc) is a valid bound for any y; the margin covers our float sums
-    lagr = lagr + 1e-12 * max(1.0, abs(lagr))
+    lagr = lagr * (1 + 1e-12)
     run.info.update(cg_iterations=it, lp_bound=lagr, patterns=len(cols.subs), cg_seconds=time.perf_counter() - t0)
     if y is None:
         run.proven_bound = problem.bound
@@ -733,7 +733,7 @@ def _solve_patterns(o, problem, bm: BlockModel, run, rng):
     while True:
         rounds += 1
         V = run.best
-        tol = 1e-10 * max(1.0, abs(V))
+        tol = 1e-10 * abs(V)
         if lagr <= V + tol:
             status = "OPTIMAL"
             proven = min(proven, max(lagr, V))

@@ -15,7 +15,7 @@ import importlib
 import json
 import sys
 
-from . import UsageError
+from . import UsageError, seconds
 
 
 def add_parser(sub):
@@ -30,7 +30,7 @@ def add_parser(sub):
     p.add_argument("--budget", default="global", choices=["global", "layer", "sensitivity"])
     p.add_argument("--scope", default="layer", choices=["layer", "group"])
     p.add_argument("--metric", default="l1", choices=["l1", "l2"])
-    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="per channel group")
+    p.add_argument("--time-limit", type=seconds, default=None, metavar="SECONDS", help="per channel group")
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--input-shape", default=None, metavar="N,C,...", help="example input shape (module:factory)")
     p.add_argument("--out", required=True, metavar="PATH", help="where to save the pruned state dict (.pt)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import UsageError
+from . import UsageError, seconds
 
 
 def add_parser(sub):
@@ -23,7 +23,7 @@ def add_parser(sub):
     p.add_argument("--mask", default="global", choices=["global", "row-balanced"])
     p.add_argument("--metric", default="l1", choices=["l1", "l2", "none"])
     p.add_argument("--key", default=None, metavar="TENSOR", help="tensor name inside the file")
-    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--time-limit", type=seconds, default=None, metavar="SECONDS")
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
