@@ -1,7 +1,6 @@
 """Pieces several solvers share: TileTrans's order and the exact assignment step."""
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np
@@ -109,12 +108,13 @@ def _transport(Gc: np.ndarray, capacity: np.ndarray) -> np.ndarray:
 
     P, C = Gc.shape
     span = float(np.abs(Gc).max())
-    # a power of two (np.ldexp is exact and cannot overflow to inf the way 2**36 / 1e-300 does)
-    shift = 36 - math.frexp(span)[1] if span > 0 else 0
+    # relative to the largest gain (Gc / span <= 1 cannot overflow, as 2**36 / 1e-300 did), so the integer
+    # costs, and the ties among them, are the same whatever the scale of the importance
+    unit = Gc / span if span > 0 else Gc
     flow = min_cost_flow.SimpleMinCostFlow()
     arcs = flow.add_arcs_with_capacity_and_unit_cost(
         np.repeat(np.arange(P), C), P + np.tile(np.arange(C), P), np.ones(P * C, dtype=np.int64),
-        (-np.rint(np.ldexp(Gc, shift))).astype(np.int64).ravel())
+        (-np.rint(unit * 2.0 ** 36)).astype(np.int64).ravel())
     flow.set_nodes_supplies(np.arange(P + C), np.concatenate([np.ones(P, dtype=np.int64), -capacity.astype(np.int64)]))
     status = flow.solve()
     if status != flow.OPTIMAL:  # pragma: no cover - a balanced bipartite flow always has a solution

@@ -450,8 +450,11 @@ class Anneal(Solver):
                 break
             max_drift = max(max_drift, abs(st.set_perms(run.best_perms)))
             deltas = st.probe(rng.random((int(o["calib_moves"]), 4)))
-            neg = -deltas[deltas < 0]
-            scale = float(neg.mean()) if neg.size else float(np.abs(deltas).mean())
+            # a move that changes nothing comes out as +-1e-17 of float noise: count it as 0, not
+            # as a worsening, or the temperature would depend on the importance's magnitude
+            real = deltas[np.abs(deltas) > 1e-12 * problem.total]
+            neg = -real[real < 0]
+            scale = float(neg.mean()) if neg.size else (float(np.abs(real).mean()) if real.size else 0.0)
             if not scale > 0:
                 break            # no move changes anything: nothing to anneal
             t0 = o["t0_factor"] * scale

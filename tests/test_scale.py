@@ -4,11 +4,12 @@
 Property tests (hypothesis) over every registered solver, both tile masks and
 all axes, for ``c`` from 1e-12 to 1e12.  Two properties:
 
-* any ``c``, on generic matrices (continuous random entries, so no two sums tie
-  exactly): values scale within relative 1e-9, permutations and ``optimal`` are
-  equal.  (Where sums tie, ``c * a + c * b`` and ``c * (a + b)`` can round
-  differently and break a tie the other way, so exact equality of permutations
-  is only promised for the next property.)
+* any ``c``, on generic matrices (continuous random entries): values scale
+  within relative 1e-9, ``optimal`` is equal, and the permutation is equal or,
+  where several permutations keep exactly the same importance (common on tiny
+  matrices: two partitions that prune the same entries), one that keeps the
+  same.  ``c * S`` is rounded, so an exact tie of the objective can be broken
+  the other way; exact equality is promised by the next property.
 * ``c`` a power of two, on matrices with many ties (small integers): everything
   is exactly the same, bit for bit, because solvers work on the importance
   divided by a power of two (:func:`permsolve.registry.normalise`).
@@ -78,7 +79,10 @@ class TestScaleInvariance:
         assert b.bound == pytest.approx(c * a.bound, rel=1e-9, abs=0)
         assert b.total == pytest.approx(c * a.total, rel=1e-9, abs=0)
         assert b.optimal == a.optimal
-        assert _same_perms(a, b), (a.perms, b.perms)
+        # the same permutation, or (where several permutations keep exactly the same) an equal one:
+        # float rounding of c * S may break an exact tie of the objective the other way
+        assert _same_perms(a, b) or p.evaluate(b.perms) == pytest.approx(a.retained, rel=1e-12, abs=0), \
+            (a.perms, b.perms)
 
     @PROFILE
     @given(inst=instances(ties=True), k=st.integers(-40, 40))
