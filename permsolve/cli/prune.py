@@ -54,6 +54,84 @@ def _factory(spec: str):
         raise UsageError(f"module {mod_name!r} has no {attr!r}") from None
 
 
+def _check_model_name(spec: str, zoo_names) -> None:
+    """A MODEL that is neither a zoo name, nor module:factory, nor an existing path is refused by name."""
+    from pathlib import Path
+
+    if spec in zoo_names or ":" in spec or Path(spec).exists():
+        return
+    raise UsageError(f"unknown model {spec!r}: give a zoo name ({', '.join(zoo_names)}) or module:factory")
+
+
+def _check_out(out: str) -> None:
+    """``--out`` must be a file in an existing, writable folder: checked before any work is done."""
+    import os
+    from pathlib import Path
+
+    path = Path(out)
+    if path.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name such as {path / 'pruned.pt'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--out {out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--out {out}: folder {parent} is not writable")
+
+
+def _check_sparsity(s: float) -> None:
+    import math
+
+    if not (math.isfinite(s) and 0.0 <= s < 1.0):
+        raise UsageError(f"--sparsity must be in [0, 1), got {s}")
+
+
+def _check_tile(tile, model) -> None:
+    """A tile taller or wider than every prunable weight matrix prunes nothing meaningful: refused."""
+    from permsolve.metrics import matrix_view
+    from permsolve.torch.prune import prunable_layers
+
+    shapes = [matrix_view(mod.weight.detach().numpy()).shape for mod in prunable_layers(model).values()]
+    if not shapes:
+        raise UsageError("the model has no Linear or Conv layer to prune")
+    rows, cols = max(m for m, _ in shapes), max(n for _, n in shapes)
+    if tile[0] > rows or tile[1] > cols:
+        raise UsageError(f"tile {tile[0]}x{tile[1]} is larger than every layer "
+                         f"(the largest weight matrices have {rows} rows and {cols} columns)")
+
+
+def _load_checkpoint(path: str, model) -> None:
+    """Load ``path`` into ``model``; anything but a state dict of this model is a one-line error."""
+    from pathlib import Path
+
+    import torch
+
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"--checkpoint {path}: no such file")
+    if not p.is_file():
+        raise UsageError(f"--checkpoint {path} is not a regular file")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:   # not torch, truncated, a pickled module (refused by weights_only), unreadable
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UsageError(f"--checkpoint {path} is not a PyTorch state dict ({type(e).__name__}: {first[:200]})") \
+            from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"--checkpoint {path} holds a {type(state).__name__}, not a state dict of tensors")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    if missing or extra:
+        raise UsageError(f"--checkpoint {path} is not a state dict of this model: {len(missing)} keys missing "
+                         f"({', '.join(missing[:3])}), {len(extra)} unexpected ({', '.join(extra[:3])})")
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
+    if wrong:
+        raise UsageError(f"--checkpoint {path} does not fit this model: {'; '.join(wrong[:3])}")
+    model.load_state_dict(state)
+
+
 def run(args):
     import torch
     from torch.nn.utils import prune as tprune
@@ -65,8 +143,9 @@ def run(args):
 
     get_solver(args.solver)
     tile = parse_tile(args.tile)
-    if not 0.0 <= args.sparsity <= 1.0:
-        raise UsageError(f"--sparsity must be in [0, 1], got {args.sparsity}")
+    _check_sparsity(args.sparsity)
+    _check_out(args.out)
+    _check_model_name(args.model, zoo.names())
     is_zoo = args.model in zoo.names()
     if is_zoo:
         model = zoo.load(args.model) if args.checkpoint is None else zoo.build(args.model)
@@ -82,8 +161,8 @@ def run(args):
         model = _factory(args.model)()
         example = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
     if args.checkpoint is not None:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        _load_checkpoint(args.checkpoint, model)
+    _check_tile(tile, model)
     model.eval()
     acc_before = zoo.evaluate(model) if is_zoo else None
     report = prune_model(model, example, tile=tile, sparsity=args.sparsity, solver=args.solver,

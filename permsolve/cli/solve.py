@@ -3,6 +3,10 @@
 ``permsolve solve PATH --tile HxW --sparsity S --solver NAME [--axis rows|cols|both]
 [--mask global|row-balanced] [--metric l1|l2|none] [--key TENSOR]
 [--time-limit SECONDS] [--seed N] [--json]``
+
+A weight with more than two dimensions (a conv's ``(C_out, C_in, kh, kw)``) is
+viewed as ``(C_out, C_in*kh*kw)``; with ``--axis cols`` or ``both`` its columns
+move by whole input channels, so ``col_perm`` has ``C_in`` entries.
 """
 from __future__ import annotations
 
@@ -29,6 +33,26 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+def _problem(S, shape, tile, args):
+    """The problem of one matrix; a conv weight's columns move by whole input channels.
+
+    A weight of shape ``(C_out, C_in, kh, kw)`` is viewed as ``(C_out, C_in*kh*kw)``
+    with each input channel's ``kh*kw`` columns side by side, so ``--axis cols``
+    permutes units of ``kh*kw`` columns: ``col_perm`` is a permutation of the
+    ``C_in`` input channels, the one a model can apply.
+    """
+    from permsolve.problem import Member, TileProblem
+
+    unit = 1
+    for d in shape[2:]:
+        unit *= int(d)
+    if unit == 1 or args.axis == "rows":
+        return TileProblem.from_matrix(S, tile=tile, sparsity=args.sparsity, mask=args.mask, axis=args.axis)
+    mem = Member(S, tile, args.sparsity, args.mask, rows="row" if args.axis == "both" else None,
+                 cols="col", col_unit=unit)
+    return TileProblem([mem], axis=args.axis)
+
+
 def run(args):
     from permsolve.io import load_tensor
     from permsolve.metrics import importance
@@ -39,8 +63,6 @@ def run(args):
     h, w = parse_tile(args.tile)
     if not 0.0 <= args.sparsity < 1.0:
         raise UsageError(f"--sparsity must be in [0, 1), got {args.sparsity}")
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
     W = load_tensor(args.path, args.key)
     if W.ndim < 2:
         raise UsageError(f"tensor has shape {W.shape}: a weight matrix needs 2 or more dimensions")
@@ -48,7 +70,7 @@ def run(args):
     m, n = S.shape
     if h > m or w > n:
         raise UsageError(f"tile {h}x{w} is larger than the {m}x{n} matrix")
-    problem = TileProblem.from_matrix(S, tile=(h, w), sparsity=args.sparsity, mask=args.mask, axis=args.axis)
+    problem = _problem(S, W.shape, (h, w), args)
     result = solver_cls().solve(problem, time_limit=args.time_limit, seed=args.seed)
     if args.json:
         json.dump(result.to_json(), sys.stdout)
