@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -86,16 +87,17 @@ class Solver:
         if why:
             raise ValueError(why)
         time_limit = check_time_limit(time_limit)
+        t_start = time.perf_counter()           # the time limit covers the whole call
         if isinstance(init, SolveResult):
             init = init.perms
         work, scale = normalise(problem)
-        run = Run(work, time_limit, init)
+        run = Run(work, time_limit, init, start=t_start)
         rng = np.random.default_rng(seed)
         self._solve(work, run, rng)
-        seconds = run.elapsed()
         # independent recomputation: the reported value never comes from the solver's own bookkeeping
         retained = problem.evaluate(run.best_perms)
-        bound = problem.bound
+        bound = problem.bound                   # cached: normalise computed it
+        seconds = run.elapsed()
         if run.proven_bound is not None:
             bound = min(bound, max(run.proven_bound * scale, retained))
         if retained > bound * (1 + REL_TOL):
@@ -170,11 +172,15 @@ def normalise(problem: TileProblem) -> tuple[TileProblem, float]:
     if problem.total < MIN_TOTAL:
         raise ValueError(f"importance too small: its sum {problem.total:.3g} is below 2**-1000 and float64 "
                          "sums lose their precision there; multiply it by a constant")
+    bound = problem.bound          # computed once, on the original; the copy's is the same, divided exactly
     scale = math.ldexp(1.0, math.frexp(top)[1] - 1)
     if scale == 1.0:
         return problem, 1.0
     members = [dataclasses.replace(m, importance=m.importance / scale) for m in problem.members]
-    return dataclasses.replace(problem, members=members), scale
+    copy = dataclasses.replace(problem, members=members)
+    copy.__dict__["bound"] = bound / scale      # seeds the cached_property
+    copy.__dict__["total"] = problem.total / scale
+    return copy, scale
 
 
 #: keys of ``SolveResult.info`` (at any depth) that hold importance values, scaled back after a solve

@@ -4,13 +4,22 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from permsolve.bounds import col_profile, row_profile
 from permsolve.problem import TileProblem
 from permsolve.tiles import expand_perm
 
 __all__ = ["l1_order", "greedy_perms", "placement_gain", "assignment_step"]
+
+
+def preload() -> None:
+    """Import what the assignment step needs (scipy.optimize, OR-Tools' min-cost flow: about 1 s).
+
+    Solvers call it in their constructor, so that the import is neither paid by
+    a command that never assigns (``greedy``) nor charged to a solve's clock.
+    """
+    import scipy.optimize  # noqa: F401
+    from ortools.graph.python import min_cost_flow  # noqa: F401
 
 
 def _unit_sums(member, axis: str) -> np.ndarray:
@@ -151,6 +160,8 @@ def assignment_step(problem: TileProblem, perms: Mapping[str, np.ndarray], name:
     cls = position_classes(problem, name)
     n_cls = int(cls.max()) + 1 if P else 0
     if 2 * n_cls > P:
+        from scipy.optimize import linear_sum_assignment   # imported by the solvers' constructors
+
         G = placement_gain(problem, perms, name, masks)
         units, positions = linear_sum_assignment(_quantised(G), maximize=True)
         perm = np.empty_like(units)
