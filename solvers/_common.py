@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import time
+
 import numpy as np
 
 from permsolve.bounds import col_profile, row_profile
@@ -17,9 +19,11 @@ def preload() -> None:
 
     Solvers call it in their constructor, so that the import is neither paid by
     a command that never assigns (``greedy``) nor charged to a solve's clock.
+    It also times one small transport step (:func:`assignment_seconds` scales it).
     """
     import scipy.optimize  # noqa: F401
     from ortools.graph.python import min_cost_flow  # noqa: F401
+    _flow_seconds_per_arc()     # the timing that assignment_seconds scales
 
 
 def _unit_sums(member, axis: str) -> np.ndarray:
@@ -175,3 +179,38 @@ def assignment_step(problem: TileProblem, perms: Mapping[str, np.ndarray], name:
     for c in range(n_cls):
         perm[np.flatnonzero(cls == c)] = np.flatnonzero(unit_class == c)
     return perm
+
+
+def assignment_seconds(problem: TileProblem) -> float:
+    """Rough time of one round of exact assignment steps.
+
+    Where positions fall into few classes (unit 1 and tall tiles), a step is a
+    min-cost flow over ``P x classes`` arcs (about 0.2 s at 4096 x 128 here);
+    otherwise a dense ``P x P`` assignment: a 256-unit LSA scaled by ``(P/256)^3``,
+    times 4 (building the gain matrix, evaluating, structured matrices).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    G = np.random.default_rng(0).random((256, 256))
+    t = time.perf_counter()
+    linear_sum_assignment(G, maximize=True)
+    base = time.perf_counter() - t
+    total = 0.0
+    for name, n in problem.perm_sizes.items():
+        classes = int(position_classes(problem, name).max()) + 1 if n else 0
+        total += _flow_seconds_per_arc() * n * classes if 2 * classes <= n else 4.0 * base * (n / 256) ** 3
+    return float(total)
+
+
+_FLOW: dict = {}
+
+
+def _flow_seconds_per_arc() -> float:
+    """Seconds per arc of the transport step, timed once per process on a 1024 x 64 instance
+    (this machine, its present load), times 2 for building the gains around it."""
+    if "per_arc" not in _FLOW:
+        G = np.random.default_rng(0).random((1024, 64))
+        t = time.perf_counter()
+        _transport(G, np.full(64, 16))
+        _FLOW["per_arc"] = 2.0 * (time.perf_counter() - t) / G.size
+    return _FLOW["per_arc"]

@@ -65,7 +65,7 @@ from permsolve.masks import GlobalMask, RowBalancedMask
 from permsolve.problem import TileProblem, expand_perm, tile_scores
 from permsolve.registry import Solver, register
 
-from ._common import preload, start_from_greedy
+from ._common import assignment_seconds as _assignment_seconds, preload, start_from_greedy
 
 __all__ = ["Anneal", "AnnealState", "load_kernel", "warmup"]
 
@@ -331,43 +331,6 @@ class AnnealState:
         deltas = np.zeros(rand.shape[0])
         self._call(rand, 0.0, 1.0, True, deltas)
         return deltas
-
-
-def _assignment_seconds(problem: TileProblem) -> float:
-    """Rough time of one round of exact assignment steps.
-
-    Where positions fall into few classes (unit 1 and tall tiles), a step is a
-    min-cost flow over ``P x classes`` arcs (about 0.2 s at 4096 x 128 here);
-    otherwise a dense ``P x P`` assignment: a 256-unit LSA scaled by ``(P/256)^3``,
-    times 4 (building the gain matrix, evaluating, structured matrices).
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    from ._common import position_classes
-    G = np.random.default_rng(0).random((256, 256))
-    t = time.perf_counter()
-    linear_sum_assignment(G, maximize=True)
-    base = time.perf_counter() - t
-    total = 0.0
-    for name, n in problem.perm_sizes.items():
-        classes = int(position_classes(problem, name).max()) + 1 if n else 0
-        total += _flow_seconds_per_arc() * n * classes if 2 * classes <= n else 4.0 * base * (n / 256) ** 3
-    return float(total)
-
-
-_FLOW: dict = {}
-
-
-def _flow_seconds_per_arc() -> float:
-    """Seconds per arc of the transport step, timed once per process on a 1024 x 64 instance
-    (this machine, its present load), times 2 for building the gains around it."""
-    if "per_arc" not in _FLOW:
-        from ._common import _transport
-        G = np.random.default_rng(0).random((1024, 64))
-        t = time.perf_counter()
-        _transport(G, np.full(64, 16))
-        _FLOW["per_arc"] = 2.0 * (time.perf_counter() - t) / G.size
-    return _FLOW["per_arc"]
 
 
 @register

@@ -13,7 +13,7 @@ import time
 
 from permsolve.registry import Solver, register
 
-from ._common import assignment_step, preload, start_from_greedy
+from ._common import assignment_seconds, assignment_step, preload, start_from_greedy
 
 
 @register
@@ -35,8 +35,13 @@ class Hungarian(Solver):
             start_from_greedy(problem, run)
         perms = {k: v.copy() for k, v in run.best_perms.items()}
         value = run.best
-        step = {}        # seconds the last step of each permutation took: a step cannot be interrupted,
-        stop = False     # so one is not begun when it would not end in time
+        # seconds a step of each permutation takes (estimated, then the last one measured): a step cannot
+        # be interrupted, so one is not begun when it would not end in time
+        step = {}
+        if run.time_limit is not None:
+            guess = assignment_seconds(problem) / max(1, len(problem.perm_names)) + 2 * run.eval_seconds
+            step = {name: guess for name in problem.perm_names}
+        stop = False
         for rounds in range(1, int(self.opts["max_rounds"]) + 1):
             before = value
             for name in problem.perm_names:

@@ -273,3 +273,11 @@ def test_cells_stored_by_a_concurrent_sweep_are_counted(capsys, tmp_path, monkey
     con = sqlite3.connect(tmp_path / "r.sqlite")
     assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
     con.close()
+
+
+def test_sweep_budgets_must_be_finite_and_sane():
+    from permsolve.bench.config import SweepConfig
+
+    for bad in ([float("nan")], [float("inf")], [1e300], [0.0]):
+        with pytest.raises(ValueError, match="budgets"):
+            SweepConfig(suite="smoke", solvers=["greedy"], budgets=bad)
