@@ -30,7 +30,7 @@ array([[1, 0],
 >>> nm, str(nm), nm.fixed_sparsity
 (NMMask(n=2, m=4), '2:4', 0.5)
 >>> nm.select(np.array([[1.0, 5, 3, 2, 0, 0, 9, 1]]), 0.5).astype(int)
-array([[0, 1, 1, 0, 0, 1, 1, 0]])
+array([[0, 1, 1, 0, 0, 0, 1, 1]])
 """
 from __future__ import annotations
 
