@@ -73,17 +73,20 @@ OPTIONS = {"anneal": {"moves": 4000, "restarts": 2}}
 LIMIT = {"ilp": 60.0}
 
 
-def matrix(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
-    kind = rng.integers(4)
+KINDS = ("uniform", "lognormal", "sparse", "integer")
+
+
+def matrix(rng: np.random.Generator, m: int, n: int) -> tuple[str, np.ndarray]:
+    kind = int(rng.integers(4))
     if kind == 0:
-        return rng.random((m, n))
+        return KINDS[0], rng.random((m, n))
     if kind == 1:
-        return np.abs(rng.standard_normal((m, n))) * rng.lognormal(size=(m, 1)) * rng.lognormal(size=(1, n))
+        return KINDS[1], np.abs(rng.standard_normal((m, n))) * rng.lognormal(size=(m, 1)) * rng.lognormal(size=(1, n))
     if kind == 2:
         S = rng.random((m, n))
         S[rng.random((m, n)) < 0.6] = 0.0
-        return S
-    return rng.integers(0, 3, size=(m, n)).astype(float)
+        return KINDS[2], S
+    return KINDS[3], rng.integers(0, 3, size=(m, n)).astype(float)
 
 
 def draw_scale(rng: np.random.Generator) -> tuple[str, float]:
@@ -117,7 +120,8 @@ def draw_instance(rng: np.random.Generator, idx: int) -> dict:
     h, w = int(rng.integers(1, min(m, 4) + 1)), int(rng.integers(1, min(n, 4) + 1))
     s = float(rng.choice([0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9]))
     label, scale = draw_scale(rng)
-    return {"id": idx, "S": matrix(rng, m, n), "tile": (h, w), "sparsity": s, "mask": mask, "axis": axis,
+    kind, S = matrix(rng, m, n)
+    return {"id": idx, "S": S, "kind": kind, "tile": (h, w), "sparsity": s, "mask": mask, "axis": axis,
             "tiny": tiny, "scale_class": label, "scale": scale}
 
 
@@ -206,7 +210,7 @@ def fuzz(n_instances: int, seed: int, log=print) -> dict:
         stats["instances"] += 1
         with np.errstate(over="ignore", under="ignore"):
             S = inst["S"] * c
-        desc = (f"#{idx} {inst['S'].shape[0]}x{inst['S'].shape[1]} tile {inst['tile'][0]}x{inst['tile'][1]} "
+        desc = (f"#{idx} {inst['kind']} {inst['S'].shape[0]}x{inst['S'].shape[1]} tile {inst['tile'][0]}x{inst['tile'][1]} "
                 f"s={inst['sparsity']} {inst['mask']} {inst['axis']} scale {c:.3g}")
         try:
             problem = TileProblem.from_matrix(S, tile=inst["tile"], sparsity=inst["sparsity"],
@@ -256,7 +260,7 @@ def fuzz(n_instances: int, seed: int, log=print) -> dict:
                 r0 = run_solver(base, name)
                 ref = (c, r0, math.frexp(c)[0] == 0.5)
                 if not ref[2] and not close(res.retained / c, r0.retained):
-                    divergences.append({"instance": idx, "solver": name, "scale": c,
+                    divergences.append({"instance": idx, "solver": name, "scale": c, "kind": inst["kind"],
                                         "rel": res.retained / c / r0.retained - 1 if r0.retained else 0.0,
                                         "optimal": [bool(r0.optimal), bool(res.optimal)]})
             stats["optimal_claims"] += bool(res.optimal)
@@ -298,7 +302,8 @@ def write(out: dict, folder: Path) -> None:
                       f"answer; both checked against optimum and bound): {len(div)} "
                       f"({', '.join(f'{k} {v}' for k, v in sorted(per.items()))}); relative difference of "
                       f"retained from {min(rel):+.2e} to {max(rel):+.2e}, {sum(r > 0 for r in rel)} better and "
-                      f"{sum(r < 0 for r in rel)} worse than at scale 1."]
+                      f"{sum(r < 0 for r in rel)} worse than at scale 1; matrices: "
+                      f"{', '.join(f'{k} {v}' for k, v in sorted(Counter(d['kind'] for d in div).items()))}."]
     if out["refusals"]:
         lines += ["", "Refusals (first 5):", ""] + [f"- {r}" for r in out["refusals"][:5]]
     if out["violations"]:
