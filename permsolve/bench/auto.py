@@ -2,8 +2,9 @@
 
 ``permsolve report`` writes ``auto.json``: for each benchmarked instance and
 budget, the solvers ranked by their gap to the best known value.
-:func:`choose` takes the entries at the largest benchmarked budget that fits
-the time limit, keeps the instances closest in size (number of matrix
+:func:`choose` takes the entries of the problem's mask (an entry without a
+``mask`` applies to every tile mask, as tables written before masks were
+recorded), at the largest benchmarked budget that fits the time limit, keeps the instances closest in size (number of matrix
 entries, within a factor of 2 of the closest), and picks the solver with the
 smallest mean gap over them.  Without a table it picks :data:`DEFAULT`.
 
@@ -73,11 +74,14 @@ def choose(problem, time_limit: float | None, *, table=None, exclude=("auto",)) 
     from .config import supports
 
     known = {n: c for n, c in solvers().items() if n not in exclude and supports(c, problem)}
-    entries = load_table(table).get("entries", [])
+    masks = {str(m.mask) for m in problem.members}
+    tiled = all(m.mask.fixed_tile is None for m in problem.members)
+    entries = [e for e in load_table(table).get("entries", [])
+               if (e["mask"] in masks if "mask" in e else tiled)]
     size = sum(m.importance.size for m in problem.members)
     default = DEFAULT if DEFAULT in known else "greedy"
     if not entries:
-        return default, time_limit, "no benchmark results: default"
+        return default, time_limit, f"no benchmark results for mask {', '.join(sorted(masks))}: default"
     if time_limit is None:
         return default, None, "no time limit: default (the results are indexed by time budget)"
     budgets = sorted({float(e["budget"]) for e in entries})
