@@ -175,8 +175,9 @@ def nm_unsupported(mod: nn.Module, mask: str | Mask) -> str | None:
     c_in = _weight(mod).shape[1]
     try:
         mask.check_grid(1, c_in)
-    except ValueError:
-        return f"{mask} needs the input channels ({c_in}) to be a multiple of {getattr(mask, 'm', '?')}"
+    except ValueError as e:
+        m = getattr(mask, "m", None)
+        return f"{mask} needs the input channels ({c_in}) to be a multiple of {m}" if m else f"{c_in} input channels: {e}"
     return None
 
 
