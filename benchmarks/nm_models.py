@@ -103,7 +103,11 @@ def write_table(rows, nm_solver, missing, args, out: Path, wall: float, load) ->
         lines.append(f"| {r['model']} | {100 * r['dense_acc']:.1f} | {r['method']} | {r['solver']} | "
                      f"{100 * r['acc_oneshot']:.1f} | {100 * r['acc_finetuned']:.1f} | {r['retained_fraction']:.4f} | "
                      f"{r['dense_layers'] or '-'} |")
-    lines += ["", f"Wall time {wall:.0f} s; load average at the start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}.", ""]
+    from permsolve import zoo
+
+    n_val = len(zoo.digits("val")[1])
+    lines += ["", f"The validation split has {n_val} images: one image is {100 / n_val:.2f} points. Wall time "
+              f"{wall:.0f} s; load average at the start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}.", ""]
     (out / "models.md").write_text("\n".join(lines))
 
 
@@ -118,7 +122,19 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "nm")
+    ap.add_argument("--report-only", action="store_true", help="rewrite models.md from models.csv and run.txt")
     args = ap.parse_args(argv)
+    if args.report_only:
+        with open(args.out / "models.csv") as f:
+            rows = [{k: (v if k in ("model", "method", "solver", "dense_layers", "acc_finetuned_runs") else float(v))
+                     for k, v in r.items()} for r in csv.DictReader(f)]
+        run = dict(line.split(": ", 1) for line in (args.out / "run.txt").read_text().splitlines())
+        have = {r["solver"] for r in rows if r["method"] == "2:4"}
+        nm_solver = next((s for s in args.nm_solvers if s in have), None)
+        sys.argv = ["nm_models.py", *run["command"].split()[2:]]
+        write_table(rows, nm_solver, args.nm_solvers, args, args.out, float(run["wall seconds"]),
+                    [float(x) for x in run["load average at start"].split()])
+        return 0
 
     import torch
 

@@ -181,3 +181,16 @@ def test_prune_cli_nm(tmp_path, capsys):
         assert msg in capsys.readouterr().err
     assert main(["prune", "mlp", "--tile", "8x8", "--out", str(out)]) == 2
     assert "--sparsity is required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scope", ["group", "joint"])
+def test_nm_scopes_keep_the_function_and_never_lower_the_objective(scope):
+    model = zoo.load("concatnet")
+    x = _x()
+    with torch.no_grad():
+        ref = model(x)
+    layer = permute_model(zoo.load("concatnet"), x, mask="2:4", solver="hungarian")
+    rep = permute_model(model, x, mask="2:4", solver="hungarian", scope=scope)
+    with torch.no_grad():
+        assert float((model(x) - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+    assert rep.objective_after >= layer.objective_after * (1 - 1e-12) >= rep.objective_before * (1 - 1e-12)

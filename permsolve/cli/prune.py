@@ -1,7 +1,7 @@
 """``permsolve prune``: permute and tile-prune a PyTorch model, save the pruned state dict.
 
 ``permsolve prune MODEL [--checkpoint PATH] --tile HxW --sparsity S [--mask global|row-balanced|N:M]
-[--solver NAME] [--budget global|layer|sensitivity] [--scope layer|group] [--metric l1|l2]
+[--solver NAME] [--budget global|layer|sensitivity] [--scope layer|group|joint] [--metric l1|l2]
 [--time-limit SECONDS] [--seed N] [--input-shape 1,3,32,32] --out PATH [--keep-masks] [--json]``
 
 With ``--mask N:M`` (``2:4``, ``4:8``, ...) neither ``--tile`` nor ``--sparsity``
@@ -38,7 +38,7 @@ def add_parser(sub):
     p.add_argument("--solver", default="greedy", metavar="NAME", help="identity = plain tile pruning")
     p.add_argument("--budget", default=None, choices=["global", "layer", "sensitivity"],
                    help="default: global (an N:M mask is per layer)")
-    p.add_argument("--scope", default="layer", choices=["layer", "group"])
+    p.add_argument("--scope", default="layer", choices=["layer", "group", "joint"])
     p.add_argument("--metric", default="l1", choices=["l1", "l2"])
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="per channel group")
     p.add_argument("--seed", type=int, default=0, metavar="N")
