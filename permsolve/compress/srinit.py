@@ -21,8 +21,8 @@ or ``shortcut`` attribute (``None``, ``nn.Identity`` or a module) and at least
 one Conv2d of its own, whose forward is ``relu(body(x) + shortcut(x))``; a
 module may also declare itself with ``is_residual_block = True``.
 
-Example
--------
+Examples
+--------
 >>> import torch
 >>> from permsolve.compress import srinit
 >>> from permsolve.zoo.models import ResNet

@@ -225,6 +225,8 @@ def prune_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solv
         sparsity whatever the budget (the others follow ``budget``); with
         ``budget="sensitivity"`` it must cover every prunable layer
 
+    Notes
+    -----
     With the global budget, the permutation problems get the per-layer sparsity
     the global threshold gives on the unpermuted model; the final masks come
     from the threshold over the permuted weights.
