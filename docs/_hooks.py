@@ -15,6 +15,9 @@
   is, and MkDocs's strict link check fails the build on it.  It also puts a
   blank line before a list that follows a paragraph line directly, which
   GitHub renders as a list and Python-Markdown would not.
+* ``on_page_content``: the docstrings use Sphinx roles (``:func:`solve```,
+  ``:class:`~permsolve.TileProblem```), which mkdocstrings leaves as text;
+  the role prefix and the ``~`` are dropped, leaving the name in code.
 """
 from __future__ import annotations
 
@@ -186,4 +189,11 @@ def on_page_markdown(markdown, page, config, files):
     return _rewrite(config, page.file.src_uri, markdown)
 
 
-__all__ = ["on_config", "on_files", "on_page_markdown", "RepoFile"]
+_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|data|attr|obj|exc|const):(<code>)~?")
+
+
+def on_page_content(html, page, config, files):
+    return _ROLE.sub(r"\1", html)
+
+
+__all__ = ["on_config", "on_files", "on_page_markdown", "on_page_content", "RepoFile"]

@@ -140,7 +140,8 @@ def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
 
     Parameters
     ----------
-    group : entry-point group to read
+    group : str
+        the entry-point group to read
 
     Returns
     -------
