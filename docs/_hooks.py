@@ -13,8 +13,9 @@
   repository path and rewrites the link to it, so the same link works in the
   built site.  A link to a repository file that does not exist is left as it
   is, and MkDocs's strict link check fails the build on it.  It also puts a
-  blank line before a list that follows a paragraph line directly, which
-  GitHub renders as a list and Python-Markdown would not.
+  blank line before a list that follows a paragraph line directly, and
+  doubles the indentation inside lists (GitHub nests by 2 spaces,
+  Python-Markdown by 4), so that lists render as they do on GitHub.
 * ``on_page_content``: the docstrings use Sphinx roles (``:func:`solve```,
   ``:class:`~permsolve.TileProblem```), which mkdocstrings leaves as text;
   the role prefix and the ``~`` are dropped, leaving the name in code.
@@ -171,16 +172,33 @@ def _rewrite(config, page_src_uri: str, text: str) -> str:
         anchor = target[len(target.split("#", 1)[0]):]
         return m.group(1) + posixpath.relpath(rel, page_dir or ".") + anchor + m.group(3)
 
-    out, fence = [], False
+    out = []
+    fence = None        # inside a fenced block: the shift its lines get (see below)
+    in_list = False
     for line in text.split("\n"):
+        indent = len(line) - len(line.lstrip(" "))
+        if fence is not None:
+            if line.lstrip().startswith(("```", "~~~")):
+                out.append(" " * fence + line)
+                fence = None
+            else:
+                out.append(" " * fence + line if line.strip() else line)
+            continue
         if line.lstrip().startswith(("```", "~~~")):
-            fence = not fence
-        elif not fence:
-            line = _HTML_LINK.sub(sub, _MD_LINK.sub(sub, line))
-            prev = out[-1] if out else ""
-            if (_LIST_ITEM.match(line) and prev.strip() and not _LIST_ITEM.match(prev)
-                    and not prev.startswith((" ", "\t", "|", "#", ">"))):
-                out.append("")
+            fence = indent if in_list else 0
+            out.append(" " * fence + line)
+            continue
+        line = _HTML_LINK.sub(sub, _MD_LINK.sub(sub, line))
+        if line.strip() and indent == 0:
+            in_list = bool(_LIST_ITEM.match(line))
+        prev = out[-1] if out else ""
+        if (_LIST_ITEM.match(line) and prev.strip() and not _LIST_ITEM.match(prev)
+                and not prev.startswith((" ", "\t", "|", "#", ">"))):
+            out.append("")
+        if in_list and indent:
+            # GitHub nests lists by the item's content column (2 spaces under "- "), Python-Markdown
+            # by 4: doubling the indentation inside a list keeps every level
+            line = " " * indent + line
         out.append(line)
     return "\n".join(out)
 
