@@ -26,7 +26,7 @@ from .problem import TileProblem
 from .result import REL_TOL, Run, SolveResult
 
 __all__ = ["Solver", "register", "get_solver", "solvers", "available_solvers", "solve", "SOLVERS",
-           "ENTRY_POINT_GROUP"]
+           "ENTRY_POINT_GROUP", "load_plugins"]
 
 SOLVERS: dict[str, type["Solver"]] = {}
 
