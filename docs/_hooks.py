@@ -11,8 +11,9 @@
   ``../benchmarks/scaling.py``), which work when the Markdown is read in the
   repository.  The hook copies every such linked file into the site under its
   repository path and rewrites the link to it, so the same link works in the
-  built site.  A link to a repository file that does not exist is left as it
-  is, and MkDocs's strict link check fails the build on it.  It also puts a
+  built site (a link to a folder gets a generated listing of its files).  A
+  link to a repository file that does not exist is left as it is, and
+  MkDocs's strict link check fails the build on it.  It also puts a
   blank line before a list that follows a paragraph line directly, and
   doubles the indentation inside lists (GitHub nests by 2 spaces,
   Python-Markdown by 4), so that lists render as they do on GitHub.
@@ -111,8 +112,10 @@ def _outside_target(config, page_src_uri: str, target: str) -> str | None:
         rel = real.relative_to(root).as_posix()
     except ValueError:
         return None                     # outside the repository: left for MkDocs to report
-    if not real.is_file() or rel.startswith((".git/", ".venv/", "build/")):
+    if rel == "." or rel.startswith((".git", ".venv", "build/")) or not real.exists():
         return None
+    if real.is_dir():
+        return rel + "/"                # a folder: linked to a generated listing (see on_files)
     return rel
 
 
@@ -150,13 +153,39 @@ class RepoFile(File):
         return False
 
 
+#: files larger than this are listed in a folder's listing but not copied into the site
+MAX_COPY = 5 * 2**20
+
+
+def _listing(rel_dir: str, names: list[str], copied: set[str]) -> str:
+    import html
+
+    items = "".join(f'<li><a href="{html.escape(n)}">{html.escape(n)}</a></li>' if n in copied
+                    else f"<li>{html.escape(n)}</li>" for n in names)
+    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(rel_dir)}</title>"
+            f"<h1><code>{html.escape(rel_dir)}/</code></h1><p>Files of this repository folder:</p><ul>{items}</ul>")
+
+
 def on_files(files, config):
     root = _root(config)
     wanted = set()
     for f in files.documentation_pages():
         wanted.update(_outside_links(config, f.src_uri, Path(f.abs_src_path).read_text(encoding="utf-8")))
     for rel in sorted(wanted):
-        if files.get_file_from_path(rel) is None:
+        if rel.endswith("/"):          # a folder: copy its files, and write a listing as its index.html
+            d = rel.rstrip("/")
+            names = sorted(n.name for n in (root / d).iterdir() if not n.name.startswith((".", "__pycache__")))
+            copied = set()
+            for n in names:
+                p = root / d / n
+                if p.is_file() and p.stat().st_size <= MAX_COPY:
+                    copied.add(n)
+                    if files.get_file_from_path(f"{d}/{n}") is None:
+                        files.append(RepoFile(f"{d}/{n}", str(root), config["site_dir"],
+                                              config["use_directory_urls"]))
+            if files.get_file_from_path(f"{d}/index.html") is None:
+                files.append(File.generated(config, f"{d}/index.html", content=_listing(d, names, copied)))
+        elif files.get_file_from_path(rel) is None:
             files.append(RepoFile(rel, str(root), config["site_dir"], config["use_directory_urls"]))
     return files
 
@@ -170,7 +199,8 @@ def _rewrite(config, page_src_uri: str, text: str) -> str:
         if not rel:
             return m.group(0)
         anchor = target[len(target.split("#", 1)[0]):]
-        return m.group(1) + posixpath.relpath(rel, page_dir or ".") + anchor + m.group(3)
+        dest = rel + "index.html" if rel.endswith("/") else rel
+        return m.group(1) + posixpath.relpath(dest, page_dir or ".") + anchor + m.group(3)
 
     out = []
     fence = None        # inside a fenced block: the shift its lines get (see below)
