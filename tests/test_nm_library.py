@@ -156,10 +156,9 @@ def test_auto_choice_uses_the_entries_of_the_problems_mask():
     table = {"entries": [
         {"mask": "2:4", "rows": 64, "cols": 64, "budget": 1.0, "ranking": [["greedy", 0.0, 0.1], ["identity", 0.2, 0.1]]},
         {"mask": "global", "rows": 64, "cols": 64, "budget": 1.0, "ranking": [["identity", 0.0, 0.1]]},
-        {"rows": 64, "cols": 64, "budget": 1.0, "ranking": [["identity", 0.0, 0.1]]},    # written before masks
     ]}
     S = np.random.default_rng(0).random((64, 64))
     assert choose(TileProblem.from_matrix(S, mask="2:4"), 2.0, table=table)[0] == "greedy"
     assert choose(TileProblem.from_matrix(S, tile=(8, 8), sparsity=0.5), 2.0, table=table)[0] == "identity"
     name, _, why = choose(TileProblem.from_matrix(S, mask="4:8"), 2.0, table=table)
-    assert "no benchmark results for mask 4:8" in why
+    assert "no benchmarked instance with mask 4:8" in why
