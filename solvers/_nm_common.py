@@ -166,25 +166,47 @@ def _all_windows(G: int, k: int) -> np.ndarray:
     return np.array(list(combinations(range(G), k)), dtype=np.int64).reshape(-1, k)
 
 
+def _window_lists(G: int, ks: list[int], rng: np.random.Generator, cap: int = 20000):
+    """Windows to polish with, in a random order: every pair (triple) when there are at most ``cap``, else ``cap``
+    random ones."""
+    out = []
+    for k in ks:
+        if math.comb(G, k) <= cap:
+            wl = _all_windows(G, k)
+            out.append((k, wl[rng.permutation(len(wl))], True))
+        else:
+            wl = np.sort(np.argsort(rng.random((cap, G)), axis=1)[:, :k], axis=1)
+            out.append((k, wl, False))
+    return out
+
+
 def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
                   init: np.ndarray | None = None,
                   offer: Callable[[np.ndarray, float], None] = lambda perm, value: None,
                   time_left: Callable[[], float] = lambda: math.inf,
-                  rounds: int | None = None, moves_per_col: int = 2000, t0_factor: float = 0.5,
-                  t_end_factor: float = 0.01, reheat: float = 0.3, windows: int = 3,
-                  window_share: float = 0.3, kernel: str = "numba", info: dict | None = None) -> np.ndarray:
+                  rounds: int | None = None, moves_per_col: int = 15000, t0_factor: float = 0.5,
+                  t_end_factor: float = 0.05, reheat: float = 0.5, windows: int = 3,
+                  window_share: float = 0.25, timed_rounds: int = 4, kernel: str = "numba",
+                  info: dict | None = None) -> np.ndarray:
     """Anytime N:M search: rounds of annealing over cross-group swaps, each polished by exact window re-partitions.
 
     Round 1 anneals from ``init`` (identity if None) from ``t0_factor`` x the
-    mean loss of random worsening moves down to ``t_end_factor`` x that;
-    every later round restarts from the best permutation found so far at
-    ``reheat`` x the first round's start temperature (a perturbation that keeps
-    most of the structure).  After the annealing, windows of 2 groups, then
-    (``windows=3``) of 3 groups, are re-partitioned optimally until none gains;
-    when all pairs (triples) cost too much for ``window_share`` of a round, a
-    random sample of them is used.  ``offer(perm, value)`` receives every new
-    best.  Stops after ``rounds`` rounds or when ``time_left()`` runs out
-    (checked every few milliseconds).  Returns the best permutation.
+    mean loss of random worsening swaps down to ``t_end_factor`` x that, in
+    ``moves_per_col * cols`` moves; every later round restarts from the best
+    permutation found so far at ``reheat`` x the first round's start
+    temperature (a perturbation that keeps most of the structure).  Under a
+    time limit (``time_left`` finite) a round's temperature follows the larger
+    of its share of the moves and its share of the time: the first
+    ``timed_rounds`` rounds each get an equal share of the time left, so a
+    large problem still cools within its limit; a small one finishes its moves
+    early and starts more rounds.  After each annealing, windows of 2 groups,
+    then (``windows=3``) of 3 groups, are re-partitioned optimally, in a
+    random order, until a full pass gains nothing or ``window_share`` x the
+    round's annealing time is spent.  ``offer(perm, value)`` receives every
+    new best.  Stops after ``rounds`` rounds (None: 4 without a time limit,
+    unlimited with one) or when ``time_left()`` runs out (checked every ~5 ms).
+    Returns the best permutation.  Without a time limit the search is
+    deterministic for a given ``rng`` state.
 
     Examples
     --------
@@ -198,7 +220,10 @@ def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
     st = NMState(S, n, m, init, kernel=kernel)
     R, C, G = st.rows, st.cols, st.groups
     best_perm, best = st.perm.copy(), st.current
-    info.update(rounds=0, moves=0, window_gain=0.0, start_value=best, max_drift=0.0)
+    info.update(rounds=0, moves=0, window_gain=0.0, windows=0, start_value=best, max_drift=0.0)
+    timed = math.isfinite(time_left())
+    if rounds is None:
+        rounds = None if timed else 4
     if G < 2:
         return best_perm
 
@@ -216,31 +241,34 @@ def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
     t_top = t0_factor * scale
     t_end = t_end_factor * scale
     per_round = max(1000, int(moves_per_col) * C)
-    # windows: all of them when a sweep is affordable, else a sample
-    ops_per_move = R * 2 * (m + 3)
     ks = [k for k in (2, 3) if k <= windows and k <= G and k * m <= st.k.WINDOW_MAX_BITS]
-    budget_ops = window_share * per_round * ops_per_move
-    wlists = {}
-    for k in ks:
-        total = math.comb(G, k)
-        afford = max(1, int(budget_ops / (len(ks) * window_cost(R, n, m, k))))
-        wlists[k] = (total, afford)
+    wlists = _window_lists(G, ks, rng)
     chunk = 2048
     r = 0
     while rounds is None or r < rounds:
         if time_left() <= 0:
             break
         st.set_perm(best_perm)
-        temp = t_top if r == 0 else reheat * t_top
-        if temp <= t_end:
-            temp = 2 * t_end
-        alpha = (t_end / temp) ** (1.0 / per_round)
+        t_start = reheat * t_top if r > 0 else t_top
+        t_start = max(t_start, 2 * t_end)
+        log_ratio = math.log(t_end / t_start)
+        round_time = time_left() / max(1, timed_rounds - r) if timed else math.inf
+        r0 = time.perf_counter()
         done = 0
         stopped = False
-        while done < per_round:
-            k_moves = min(chunk, per_round - done)
+        temp = t_start
+        while True:
+            frac = done / per_round
+            if timed:
+                frac = max(frac, (time.perf_counter() - r0) / round_time)
+            if frac >= 1.0:
+                break
+            temp = t_start * math.exp(log_ratio * frac)
+            k_moves = chunk if timed else min(chunk, per_round - done)
+            # within a call the temperature follows the move schedule
+            alpha = math.exp(log_ratio / per_round)
             tc = time.perf_counter()
-            temp = st.anneal(rng.random((k_moves, 3)), temp, alpha)
+            st.anneal(rng.random((k_moves, 3)), temp, alpha)
             dt = time.perf_counter() - tc
             done += k_moves
             if dt > 0:                      # aim at ~5 ms per call
@@ -250,32 +278,34 @@ def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
             if time_left() <= 0:
                 stopped = True
                 break
-        info["moves"] += done
+        sa_time = time.perf_counter() - r0
         info["max_drift"] = max(info["max_drift"], abs(st.set_perm(st.perm, keep_best=True)))
         take(st.best_perm, st.best)
         if stopped:
             break
         # polish the final state of the annealing with exact window re-partitions
-        for _ in range(20):
-            gained = 0.0
-            for k in ks:
-                total, afford = wlists[k]
-                if total <= afford:
-                    wl = _all_windows(G, k)
-                    wl = wl[rng.permutation(len(wl))]
-                else:
-                    wl = np.sort(np.array([rng.choice(G, size=k, replace=False) for _ in range(afford)]), axis=1)
-                step = max(1, min(len(wl), int(2e6 / window_cost(R, n, m, k))))   # ~ms per call
-                for i in range(0, len(wl), step):
-                    g = st.windows(wl[i:i + step])
-                    gained += g
-                    if time_left() <= 0:
+        p_end = time.perf_counter() + window_share * sa_time
+        for k, wl, complete in wlists:
+            step = 8
+            while True:
+                gained = 0.0
+                i = 0
+                while i < len(wl):
+                    tc = time.perf_counter()
+                    gained += st.windows(wl[i:i + step])
+                    info["windows"] += len(wl[i:i + step])
+                    i += step
+                    dt = time.perf_counter() - tc
+                    if dt > 0:
+                        step = int(min(4096, max(1, step * 0.003 / dt)))
+                    if time_left() <= 0 or time.perf_counter() > p_end:
                         break
-                if time_left() <= 0:
+                info["window_gain"] += gained
+                take(st.best_perm, st.best)
+                if (gained <= 1e-12 * max(1.0, best) or not complete or time_left() <= 0
+                        or time.perf_counter() > p_end):
                     break
-            info["window_gain"] += gained
-            take(st.best_perm, st.best)
-            if gained <= 1e-12 * max(1.0, best) or time_left() <= 0 or any(t > a for t, a in wlists.values()):
+            if time_left() <= 0 or time.perf_counter() > p_end:
                 break
         r += 1
         info["rounds"] = r

@@ -38,10 +38,14 @@ import numpy as np
 if globals().get("_NOJIT", False):  # pragma: no cover - exercised through the plain-Python copy
     def njit(f):
         return f
+    _njit_fast = njit
 else:
     import numba
 
     njit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    # the 2:4 delta loop may reorder its sum (so it vectorises); values stay exact
+    # to rounding, and the state is rebuilt from scratch between rounds
+    _njit_fast = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz", "arcp", "contract"})
 
 #: widest problem :func:`exact_dp` accepts (its table has ``2**cols`` entries)
 EXACT_MAX_COLS = 24
@@ -118,6 +122,47 @@ def init_state(ST, perm, n, m, P, gv):
     return tot
 
 
+@_njit_fast
+def _top2of4(u0, u1, u2, x):
+    """Sum of the two largest of four values, branch-free (min/max only, so loops over rows vectorise)."""
+    h1 = max(u0, u1)
+    l1 = min(u0, u1)
+    h2 = max(u2, x)
+    l2 = min(u2, x)
+    return max(h1, h2) + max(min(h1, h2), max(l1, l2))
+
+
+@_njit_fast
+def _swap_delta_24(P, gv, a, b, pa, qb, p, q, na, nb):
+    """:func:`swap_delta` for 2:4: the three staying columns of each group are fixed
+    before the loop over rows, so the loop has no branches."""
+    R = P.shape[1]
+    i0 = a * 4 + (1 if pa == 0 else 0)
+    i1 = a * 4 + (2 if pa <= 1 else 1)
+    i2 = a * 4 + (3 if pa <= 2 else 2)
+    j0 = b * 4 + (1 if qb == 0 else 0)
+    j1 = b * 4 + (2 if qb <= 1 else 1)
+    j2 = b * 4 + (3 if qb <= 2 else 2)
+    A0 = P[i0]
+    A1 = P[i1]
+    A2 = P[i2]
+    B0 = P[j0]
+    B1 = P[j1]
+    B2 = P[j2]
+    X = P[q]
+    Y = P[p]
+    ga = gv[a]
+    gb = gv[b]
+    d = 0.0
+    for r in range(R):
+        va = _top2of4(A0[r], A1[r], A2[r], X[r])
+        vb = _top2of4(B0[r], B1[r], B2[r], Y[r])
+        na[r] = va
+        nb[r] = vb
+        d += (va - ga[r]) + (vb - gb[r])
+    return d
+
+
 @njit
 def swap_delta(P, gv, n, m, p, q, na, nb, buf):
     """Exact change of value when positions ``p`` and ``q`` (different groups) swap.
@@ -129,6 +174,8 @@ def swap_delta(P, gv, n, m, p, q, na, nb, buf):
     b = q // m
     pa = p - a * m
     qb = q - b * m
+    if m == 4 and n == 2:
+        return _swap_delta_24(P, gv, a, b, pa, qb, p, q, na, nb)
     d = 0.0
     for r in range(R):
         for j in range(m):
