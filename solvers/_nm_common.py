@@ -312,3 +312,73 @@ def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
     info["moves"] = int(st.stats[st.k.ST_MOVES])
     info["accepted"] = int(st.stats[st.k.ST_ACCEPTED])
     return best_perm
+
+
+# ---------------------------------------------------------------- problems
+def _nm_mask_class():
+    try:
+        from permsolve.masks import NMMask
+    except ImportError:  # pragma: no cover - only before the mask spec exists
+        return None
+    return NMMask
+
+
+class NMReduction:
+    """An N:M problem as one matrix whose columns are permuted.
+
+    Every member's columns bound to the one column permutation ``name`` are
+    stacked: a member with unit 1, or with unit ``u`` in the ``"strided"``
+    layout (a conv weight viewed as ``(C_out, kh*kw*C_in)``, unit ``q`` at
+    ``q, q+P, ...``), is the matrix ``(rows*u, P)``: each group of ``m``
+    permuted columns lies inside one block of ``P`` columns when ``P % m == 0``.
+    Members whose columns are not permuted keep a constant value; row
+    permutations never change an N:M value.
+
+    Attributes
+    ----------
+    S : stacked ``(rows, P)`` matrix (None when no member's columns are permuted)
+    n, m : the pattern
+    name : the column permutation (None when there is none)
+    """
+
+    def __init__(self, problem):
+        self.why = None
+        NMMask = _nm_mask_class()
+        if NMMask is None:
+            self.why = "N:M solvers need permsolve.masks.NMMask (the mask spec)"
+            return
+        pats = set()
+        names = set()
+        for mem in problem.members:
+            if not isinstance(mem.mask, NMMask):
+                self.why = f"N:M solvers handle only N:M masks, not {str(mem.mask)!r}"
+                return
+            pats.add((int(mem.mask.n), int(mem.mask.m)))
+            if mem.cols is not None:
+                names.add(mem.cols)
+        if len(pats) != 1:
+            self.why = "N:M solvers need one N:M pattern shared by every member"
+            return
+        (self.n, self.m), = pats
+        if len(names) > 1:
+            self.why = (f"N:M solvers handle one column permutation per problem, this one has {len(names)} "
+                        f"({', '.join(sorted(names))})")
+            return
+        self.name = next(iter(names)) if names else None
+        blocks = []
+        for mem in problem.members:
+            if mem.cols is None:
+                continue
+            S, u = mem.importance, int(mem.col_unit)
+            P = S.shape[1] // u
+            layout = getattr(mem, "col_layout", "contiguous")
+            if u > 1 and layout != "strided":
+                self.why = (f"N:M solvers need column unit 1 or the strided layout; member {mem.name or '?'} has "
+                            f"contiguous units of {u} (view a conv weight as (C_out, kh*kw*C_in))")
+                return
+            if P % self.m:
+                self.why = f"{P} permuted column units of member {mem.name or '?'} are not a multiple of m={self.m}"
+                return
+            blocks.append(S.reshape(S.shape[0] * u, P))
+        self.S = np.ascontiguousarray(np.vstack(blocks)) if blocks else None
+        self.size = 0 if self.S is None else self.S.shape[1]
