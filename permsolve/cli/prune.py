@@ -1,7 +1,7 @@
 """``permsolve prune``: permute and tile-prune a PyTorch model, save the pruned state dict.
 
 ``permsolve prune MODEL [--checkpoint PATH] --tile HxW --sparsity S [--solver NAME]
-[--budget global|layer|sensitivity] [--scope layer|group] [--metric l1|l2] [--time-limit SECONDS]
+[--budget global|layer|sensitivity] [--scope layer|group|joint] [--metric l1|l2] [--time-limit SECONDS]
 [--seed N] [--input-shape 1,3,32,32] --out PATH [--keep-masks] [--json]``
 
 MODEL is a zoo name (``permsolve zoo``; its shipped checkpoint is used and its
@@ -28,7 +28,7 @@ def add_parser(sub):
     p.add_argument("--sparsity", required=True, type=float, metavar="S", help="fraction of tiles pruned")
     p.add_argument("--solver", default="greedy", metavar="NAME", help="identity = plain tile pruning")
     p.add_argument("--budget", default="global", choices=["global", "layer", "sensitivity"])
-    p.add_argument("--scope", default="layer", choices=["layer", "group"])
+    p.add_argument("--scope", default="layer", choices=["layer", "group", "joint"])
     p.add_argument("--metric", default="l1", choices=["l1", "l2"])
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="per channel group")
     p.add_argument("--seed", type=int, default=0, metavar="N")
