@@ -106,6 +106,8 @@ class NMState:
         self.ST = np.ascontiguousarray(S.T)
         self.P = np.empty((C, R))
         self.gv = np.empty((C // m, R))
+        self.TN = np.empty((C // m, R))
+        self.TN1 = np.empty((C // m, R))
         self.perm = np.arange(C, dtype=np.int64)
         self.best_perm = self.perm.copy()
         self.vals = np.zeros(2)
@@ -116,7 +118,7 @@ class NMState:
     def set_perm(self, perm: np.ndarray, keep_best: bool = False) -> float:
         """Rebuild the state for ``perm`` (clears float drift); returns the drift of the old incremental value."""
         self.perm[:] = np.asarray(perm, dtype=np.int64)
-        exact = float(self.k.init_state(self.ST, self.perm, self.n, self.m, self.P, self.gv))
+        exact = float(self.k.init_state(self.ST, self.perm, self.n, self.m, self.P, self.gv, self.TN, self.TN1))
         drift = float(self.vals[0]) - exact
         self.vals[0] = exact
         if not keep_best or exact > self.vals[1]:
@@ -134,14 +136,14 @@ class NMState:
 
     def anneal(self, rand: np.ndarray, temp: float, alpha: float) -> float:
         """Metropolis swaps, one per row of ``rand`` (``(k, 3)`` uniforms); returns the final temperature."""
-        return float(self.k.anneal_moves(self.P, self.gv, self.perm, self.best_perm, self.n, self.m,
+        return float(self.k.anneal_moves(self.P, self.gv, self.TN, self.TN1, self.perm, self.best_perm, self.n, self.m,
                                          np.ascontiguousarray(rand, dtype=np.float64), float(temp), float(alpha),
                                          self.vals, self.stats))
 
     def probe(self, rand: np.ndarray) -> np.ndarray:
         """Deltas of random swaps, none applied."""
         out = np.zeros(rand.shape[0])
-        self.k.probe(self.P, self.gv, self.n, self.m, np.ascontiguousarray(rand, dtype=np.float64), out)
+        self.k.probe(self.P, self.gv, self.TN, self.TN1, self.m, np.ascontiguousarray(rand, dtype=np.float64), out)
         return out
 
     def windows(self, windows: np.ndarray) -> float:
@@ -154,7 +156,7 @@ class NMState:
         if tab is None:
             tab = self._tabs[bits] = np.zeros(1 << bits)
         tol = 1e-12 * max(1.0, abs(self.current))
-        gain = float(self.k.window_sweep(self.ST, self.P, self.gv, self.perm, self.n, self.m, windows, tab,
+        gain = float(self.k.window_sweep(self.ST, self.P, self.gv, self.TN, self.TN1, self.perm, self.n, self.m, windows, tab,
                                          tol, self.vals))
         if self.vals[0] > self.vals[1]:
             self.vals[1] = self.vals[0]
@@ -185,7 +187,7 @@ def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
                   offer: Callable[[np.ndarray, float], None] = lambda perm, value: None,
                   time_left: Callable[[], float] = lambda: math.inf,
                   rounds: int | None = None, moves_per_col: int = 15000, t0_factor: float = 0.5,
-                  t_end_factor: float = 0.05, reheat: float = 0.5, windows: int = 3,
+                  t_end_factor: float = 0.05, reheat: float = 0.5, windows: int = 2,
                   window_share: float = 0.25, timed_rounds: int = 4, kernel: str = "numba",
                   info: dict | None = None) -> np.ndarray:
     """Anytime N:M search: rounds of annealing over cross-group swaps, each polished by exact window re-partitions.
@@ -286,7 +288,11 @@ def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
         # polish the final state of the annealing with exact window re-partitions
         p_end = time.perf_counter() + window_share * sa_time
         for k, wl, complete in wlists:
-            step = 8
+            # one window call cannot be interrupted: skip a size whose single window
+            # (estimated at 3e8 operations a second) would not fit in half the polish time
+            if window_cost(R, n, m, k) / 3e8 > 0.5 * (p_end - time.perf_counter()):
+                continue
+            step = 1
             while True:
                 gained = 0.0
                 i = 0

@@ -104,109 +104,119 @@ def value(ST, perm, n, m):
     return tot
 
 
+@_njit_fast
+def _refresh_group(P, gv, TN, TN1, g, m, n, rank):
+    """Recompute ``gv``, ``TN``, ``TN1`` of group ``g`` for every row; returns the change of its value.
+
+    Branch-free, so the loops over rows vectorise: ``rank[i, r]`` counts the
+    entries of row ``r`` ranked above entry ``i`` (larger, or equal with a lower
+    index), so the ranks of a row are ``0 .. m-1``; the kept entries are those
+    of rank ``< n``, ``TN`` is the entry of rank ``n-1`` and ``TN1`` of rank ``n``.
+    ``rank`` is an ``(m, rows)`` scratch array.
+    """
+    R = P.shape[1]
+    base = g * m
+    for i in range(m):
+        rk = rank[i]
+        Vi = P[base + i]
+        for r in range(R):
+            rk[r] = 0.0
+        for j in range(m):
+            if j == i:
+                continue
+            Vj = P[base + j]
+            if j < i:
+                for r in range(R):
+                    rk[r] += 1.0 if Vj[r] >= Vi[r] else 0.0
+            else:
+                for r in range(R):
+                    rk[r] += 1.0 if Vj[r] > Vi[r] else 0.0
+    G = gv[g]
+    T = TN[g]
+    T1 = TN1[g]
+    old = 0.0
+    for r in range(R):
+        old += G[r]
+        G[r] = 0.0
+    kept = n - 1.0
+    for i in range(m):
+        Vi = P[base + i]
+        rk = rank[i]
+        for r in range(R):
+            x = Vi[r]
+            k = rk[r]
+            G[r] += x if k < n else 0.0
+            T[r] = x if k == kept else T[r]
+            T1[r] = x if k == n else T1[r]
+    new = 0.0
+    for r in range(R):
+        new += G[r]
+    return new - old
+
+
 @njit
-def init_state(ST, perm, n, m, P, gv):
-    """Fill ``P`` and ``gv`` for ``perm``; returns the exact value."""
+def init_state(ST, perm, n, m, P, gv, TN, TN1):
+    """Fill ``P``, ``gv`` and the per-row thresholds ``TN`` (n-th largest of each group) and ``TN1``
+    ((n+1)-th largest) for ``perm``; returns the exact value."""
     C, R = ST.shape
     for i in range(C):
         P[i, :] = ST[perm[i], :]
-    buf = np.empty(m)
+    rank = np.empty((m, R))
+    gv[:] = 0.0
     tot = 0.0
     for g in range(C // m):
-        for r in range(R):
-            for j in range(m):
-                buf[j] = P[g * m + j, r]
-            v = topn_buf(buf, m, n)
-            gv[g, r] = v
-            tot += v
+        tot += _refresh_group(P, gv, TN, TN1, g, m, n, rank)
     return tot
 
 
 @_njit_fast
-def _top2of4(u0, u1, u2, x):
-    """Sum of the two largest of four values, branch-free (min/max only, so loops over rows vectorise)."""
-    h1 = max(u0, u1)
-    l1 = min(u0, u1)
-    h2 = max(u2, x)
-    l2 = min(u2, x)
-    return max(h1, h2) + max(min(h1, h2), max(l1, l2))
+def swap_delta(P, gv, TN, TN1, m, p, q):
+    """Exact change of value when positions ``p`` and ``q`` (different groups) swap, in O(rows).
 
-
-@_njit_fast
-def _swap_delta_24(P, gv, a, b, pa, qb, p, q, na, nb):
-    """:func:`swap_delta` for 2:4: the three staying columns of each group are fixed
-    before the loop over rows, so the loop has no branches."""
-    R = P.shape[1]
-    i0 = a * 4 + (1 if pa == 0 else 0)
-    i1 = a * 4 + (2 if pa <= 1 else 1)
-    i2 = a * 4 + (3 if pa <= 2 else 2)
-    j0 = b * 4 + (1 if qb == 0 else 0)
-    j1 = b * 4 + (2 if qb <= 1 else 1)
-    j2 = b * 4 + (3 if qb <= 2 else 2)
-    A0 = P[i0]
-    A1 = P[i1]
-    A2 = P[i2]
-    B0 = P[j0]
-    B1 = P[j1]
-    B2 = P[j2]
-    X = P[q]
-    Y = P[p]
-    ga = gv[a]
-    gb = gv[b]
-    d = 0.0
-    for r in range(R):
-        va = _top2of4(A0[r], A1[r], A2[r], X[r])
-        vb = _top2of4(B0[r], B1[r], B2[r], Y[r])
-        na[r] = va
-        nb[r] = vb
-        d += (va - ga[r]) + (vb - gb[r])
-    return d
-
-
-@njit
-def swap_delta(P, gv, n, m, p, q, na, nb, buf):
-    """Exact change of value when positions ``p`` and ``q`` (different groups) swap.
-
-    Leaves the new per-row values of both groups in ``na`` (``p``'s group) and ``nb``.
+    In one row, a group whose entry ``x`` leaves and ``y`` enters keeps
+    ``old - x + max(y, t1)`` when ``x`` was kept (``x >= t``, ``t`` its n-th
+    largest, ``t1`` its (n+1)-th: the best pruned entry may move up) and
+    ``old - t + max(y, t)`` when ``x`` was pruned (``y`` replaces the smallest
+    kept one if larger); ties give the same value both ways.  The loop has no
+    branches (selects only), so it vectorises.
     """
     R = P.shape[1]
     a = p // m
     b = q // m
-    pa = p - a * m
-    qb = q - b * m
-    if m == 4 and n == 2:
-        return _swap_delta_24(P, gv, a, b, pa, qb, p, q, na, nb)
+    X = P[p]
+    Y = P[q]
+    ga = gv[a]
+    gb = gv[b]
+    ta = TN[a]
+    tb = TN[b]
+    ta1 = TN1[a]
+    tb1 = TN1[b]
     d = 0.0
     for r in range(R):
-        for j in range(m):
-            buf[j] = P[a * m + j, r]
-        buf[pa] = P[q, r]
-        va = topn_buf(buf, m, n)
-        for j in range(m):
-            buf[j] = P[b * m + j, r]
-        buf[qb] = P[p, r]
-        vb = topn_buf(buf, m, n)
-        na[r] = va
-        nb[r] = vb
-        d += (va - gv[a, r]) + (vb - gv[b, r])
+        x = X[r]
+        y = Y[r]
+        ka = x >= ta[r]
+        kb = y >= tb[r]
+        d += max(y, ta1[r] if ka else ta[r]) - (x if ka else ta[r])
+        d += max(x, tb1[r] if kb else tb[r]) - (y if kb else tb[r])
     return d
 
 
 @njit
-def apply_swap(P, gv, perm, m, p, q, na, nb):
-    """Make the swap whose group values :func:`swap_delta` left in ``na``, ``nb``."""
+def apply_swap(P, gv, TN, TN1, perm, n, m, p, q, rank):
+    """Make the swap of positions ``p`` and ``q``; the two groups' statistics are recomputed.
+
+    Returns the change of value (from the recomputation, not the delta)."""
     R = P.shape[1]
-    a = p // m
-    b = q // m
     for r in range(R):
         t = P[p, r]
         P[p, r] = P[q, r]
         P[q, r] = t
-        gv[a, r] = na[r]
-        gv[b, r] = nb[r]
     t = perm[p]
     perm[p] = perm[q]
     perm[q] = t
+    d = _refresh_group(P, gv, TN, TN1, p // m, m, n, rank)
+    return d + _refresh_group(P, gv, TN, TN1, q // m, m, n, rank)
 
 
 @njit
@@ -220,19 +230,16 @@ def _draw(rand0, rand1, C, m):
 
 
 @njit
-def probe(P, gv, n, m, rand, out):
+def probe(P, gv, TN, TN1, m, rand, out):
     """Deltas of random swaps (``rand[i, 0:2]`` uniforms), none applied."""
-    C, R = P.shape
-    na = np.empty(R)
-    nb = np.empty(R)
-    buf = np.empty(m)
+    C = P.shape[0]
     for i in range(rand.shape[0]):
         p, q = _draw(rand[i, 0], rand[i, 1], C, m)
-        out[i] = swap_delta(P, gv, n, m, p, q, na, nb, buf)
+        out[i] = swap_delta(P, gv, TN, TN1, m, p, q)
 
 
 @njit
-def anneal_moves(P, gv, perm, best_perm, n, m, rand, temp, alpha, vals, stats):
+def anneal_moves(P, gv, TN, TN1, perm, best_perm, n, m, rand, temp, alpha, vals, stats):
     """Metropolis swaps, one per row of ``rand`` (``(k, 3)`` uniforms).
 
     The temperature is multiplied by ``alpha`` after each move; returns it.
@@ -240,23 +247,20 @@ def anneal_moves(P, gv, perm, best_perm, n, m, rand, temp, alpha, vals, stats):
     permutation is copied only when the search leaves it).
     """
     C, R = P.shape
-    na = np.empty(R)
-    nb = np.empty(R)
-    buf = np.empty(m)
+    rank = np.empty((m, R))
     cur = vals[0]
     best = vals[1]
     tol = 1e-12 * max(1.0, abs(best))
     at_best = False          # current state is the best and best_perm is stale
     for i in range(rand.shape[0]):
         p, q = _draw(rand[i, 0], rand[i, 1], C, m)
-        d = swap_delta(P, gv, n, m, p, q, na, nb, buf)
+        d = swap_delta(P, gv, TN, TN1, m, p, q)
         stats[ST_MOVES] += 1
         if d >= 0.0 or (temp > 0.0 and rand[i, 2] < math.exp(d / temp)):
             if d < 0.0 and at_best:
                 best_perm[:] = perm
                 at_best = False
-            apply_swap(P, gv, perm, m, p, q, na, nb)
-            cur += d
+            cur += apply_swap(P, gv, TN, TN1, perm, n, m, p, q, rank)
             stats[ST_ACCEPTED] += 1
             if cur > best + tol:
                 best = cur
@@ -329,7 +333,7 @@ def _combos_with_low(rest, m, W, bits):
 
 
 @njit
-def window_apply(ST, P, gv, perm, n, m, groups, tab, tol):
+def window_apply(ST, P, gv, TN, TN1, perm, n, m, groups, tab, tol):
     """Re-partition the columns of ``groups`` (2 or 3 group indices) optimally.
 
     Every partition of the window's ``k*m`` columns into ``k`` groups is
@@ -345,6 +349,7 @@ def window_apply(ST, P, gv, perm, n, m, groups, tab, tol):
             pos[t * m + j] = groups[t] * m + j
     idx = np.empty(m, dtype=np.int64)
     buf = np.empty(m)
+    rank = np.empty((m, R))
     _subset_values(P, n, m, pos, W, tab, idx, buf)
     full = (1 << W) - 1
     cur = 0.0
@@ -399,25 +404,18 @@ def window_apply(ST, P, gv, perm, n, m, groups, tab, tol):
             if (sets[t] >> j) & 1:
                 newcols[c] = perm[pos[j]]
                 c += 1
-    old = 0.0
-    new = 0.0
+    d = 0.0
     for t in range(k):
         g = groups[t]
         for j in range(m):
             perm[g * m + j] = newcols[t * m + j]
             P[g * m + j, :] = ST[newcols[t * m + j], :]
-        for r in range(R):
-            for j in range(m):
-                buf[j] = P[g * m + j, r]
-            v = topn_buf(buf, m, n)
-            old += gv[g, r]
-            new += v
-            gv[g, r] = v
-    return new - old
+        d += _refresh_group(P, gv, TN, TN1, g, m, n, rank)
+    return d
 
 
 @njit
-def window_sweep(ST, P, gv, perm, n, m, windows, tab, tol, vals):
+def window_sweep(ST, P, gv, TN, TN1, perm, n, m, windows, tab, tol, vals):
     """:func:`window_apply` on each row of ``windows`` in turn (``(w, k)`` group indices).
 
     Adds the gains to ``vals[0]`` (and ``vals[1]`` when the best is passed);
@@ -425,7 +423,7 @@ def window_sweep(ST, P, gv, perm, n, m, windows, tab, tol, vals):
     """
     tot = 0.0
     for i in range(windows.shape[0]):
-        tot += window_apply(ST, P, gv, perm, n, m, windows[i], tab, tol)
+        tot += window_apply(ST, P, gv, TN, TN1, perm, n, m, windows[i], tab, tol)
     vals[0] += tot
     return tot
 

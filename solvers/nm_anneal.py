@@ -55,7 +55,7 @@ class NMAnneal(Solver):
     name = "nm-anneal"
     description = "N:M: annealing over cross-group column swaps plus exact 2-3 group re-partitions"
     options = {"rounds": None, "moves_per_col": 15000, "t0_factor": 0.5, "t_end_factor": 0.05, "reheat": 0.5,
-               "windows": 3, "window_share": 0.25, "kernel": "numba"}
+               "windows": 2, "window_share": 0.25, "kernel": "numba"}
     anytime = True
     randomized = True
 

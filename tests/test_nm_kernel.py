@@ -65,10 +65,10 @@ def _state(kern, S, perm, n, m):
     ST = np.ascontiguousarray(S.T)
     C, R = ST.shape
     P = np.empty((C, R))
-    gv = np.empty((C // m, R))
+    gv, TN, TN1 = np.empty((C // m, R)), np.empty((C // m, R)), np.empty((C // m, R))
     p = perm.copy()
-    v = kern.init_state(ST, p, n, m, P, gv)
-    return ST, P, gv, p, v
+    v = kern.init_state(ST, p, n, m, P, gv, TN, TN1)
+    return ST, P, gv, p, v, TN, TN1
 
 
 @pytest.mark.parametrize("n,m", [(2, 4), (1, 3), (4, 8)])
@@ -86,16 +86,37 @@ def test_anneal_moves_match_python_move_by_move(n, m):
     for step in range(200):              # one move per call: compare after every move
         r = rng.random((1, 3))
         for i, kern in enumerate((K, KP)):
-            ST, P, gv, perm, _ = st[i]
-            temp[i] = kern.anneal_moves(P, gv, perm, best[i], n, m, r, temp[i], 0.99, vals[i], stats[i])
+            ST, P, gv, perm, _, TN, TN1 = st[i]
+            temp[i] = kern.anneal_moves(P, gv, TN, TN1, perm, best[i], n, m, r, temp[i], 0.99, vals[i], stats[i])
         assert np.array_equal(st[0][3], st[1][3]), step
         np.testing.assert_allclose(st[0][2], st[1][2], atol=1e-12)
         np.testing.assert_allclose(vals[0], vals[1], atol=1e-9)
         assert vals[0][0] == pytest.approx(ref_value(S, st[0][3], n, m), abs=1e-9)
         assert np.array_equal(stats[0], stats[1])
+        fresh = _state(K, S, st[0][3], n, m)
+        for x, y in zip(st[0][1:3] + st[0][5:7], fresh[1:3] + fresh[5:7]):
+            np.testing.assert_allclose(x, y, atol=1e-12)
     # the best permutation kept is worth the best value
     assert vals[0][1] == pytest.approx(ref_value(S, best[0], n, m), abs=1e-9)
     assert stats[0][K.ST_ACCEPTED] > 0 and stats[0][K.ST_ACCEPTED] < stats[0][K.ST_MOVES]
+
+
+@pytest.mark.parametrize("n,m", [(2, 4), (1, 4), (3, 4), (1, 2), (4, 8), (7, 8), (2, 3)])
+def test_swap_delta_is_exact_with_ties(n, m):
+    rng = np.random.default_rng(11)
+    S = rng.integers(0, 4, size=(8, 4 * m)).astype(float)    # many ties
+    perm0 = rng.permutation(4 * m)
+    rand = rng.random((60, 3))
+    for kern in (K, KP):
+        ST, P, gv, perm, v0, TN, TN1 = _state(kern, S, perm0, n, m)
+        out = np.zeros(len(rand))
+        kern.probe(P, gv, TN, TN1, m, rand, out)
+        for (r0, r1, _), d in zip(rand, out):
+            p, q = kern._draw(r0, r1, 4 * m, m)
+            assert p // m != q // m
+            sw = perm0.copy()
+            sw[[p, q]] = sw[[q, p]]
+            assert d == pytest.approx(ref_value(S, sw, n, m) - v0, abs=1e-9)
 
 
 @pytest.mark.parametrize("n,m,k", [(2, 4, 2), (2, 4, 3), (1, 3, 3), (3, 5, 2), (1, 2, 3)])
@@ -108,14 +129,15 @@ def test_window_apply_is_the_best_repartition(n, m, k):
         groups = np.sort(rng.choice(G, size=k, replace=False)).astype(np.int64)
         res = []
         for kern in (K, KP):
-            ST, P, gv, perm, v0 = _state(kern, S, perm0, n, m)
+            ST, P, gv, perm, v0, TN, TN1 = _state(kern, S, perm0, n, m)
             tab = np.zeros(1 << (k * m))
-            gain = kern.window_apply(ST, P, gv, perm, n, m, groups, tab, 1e-12)
+            gain = kern.window_apply(ST, P, gv, TN, TN1, perm, n, m, groups, tab, 1e-12)
             res.append((gain, perm.copy(), gv.copy()))
             # the incremental state matches a rebuild
-            P2, gv2 = np.empty_like(P), np.empty_like(gv)
-            assert kern.init_state(ST, perm, n, m, P2, gv2) == pytest.approx(v0 + gain, abs=1e-9)
-            np.testing.assert_allclose(gv, gv2, atol=1e-12)
+            _, P2, gv2, _, v2, TN2, TN12 = _state(kern, S, perm, n, m)
+            assert v2 == pytest.approx(v0 + gain, abs=1e-9)
+            for x, y in ((P, P2), (gv, gv2), (TN, TN2), (TN1, TN12)):
+                np.testing.assert_allclose(x, y, atol=1e-12)
         assert res[0][0] == pytest.approx(res[1][0], abs=1e-12)
         assert np.array_equal(res[0][1], res[1][1])
         # brute force over the window's columns, the other groups fixed
