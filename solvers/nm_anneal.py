@@ -23,7 +23,8 @@ t0_factor, t_end_factor, reheat : float
     Start and end temperature as multiples of the mean loss of random
     worsening swaps; later rounds start at ``reheat`` x the first start.
 windows : 0, 2 or 3
-    Largest window re-partitioned after each round (0: none).
+    Largest window re-partitioned after each round (0: none); windows of 3
+    groups only when a sweep over all triples fits the polish budget.
 window_share : float
     At most this share of a round's annealing time goes to the windows.
 kernel : ``"numba"`` (default) or ``"python"`` (the same code, uncompiled: slow)
@@ -55,7 +56,7 @@ class NMAnneal(Solver):
     name = "nm-anneal"
     description = "N:M: annealing over cross-group column swaps plus exact 2-3 group re-partitions"
     options = {"rounds": None, "moves_per_col": 15000, "t0_factor": 0.5, "t_end_factor": 0.05, "reheat": 0.5,
-               "windows": 2, "window_share": 0.25, "kernel": "numba"}
+               "windows": 3, "window_share": 0.25, "kernel": "numba"}
     anytime = True
     randomized = True
 
