@@ -122,8 +122,33 @@ def enumerate_optimum(S: np.ndarray, n: int, m: int) -> float:
 
 
 # ---------------------------------------------------------------- apex-style channel swap
-def _topn(X: np.ndarray, n: int) -> np.ndarray:
-    return np.sort(X, axis=-1)[..., X.shape[-1] - n:].sum(axis=-1)
+def _swap_map_kernel():
+    """A compiled builder of apex's swap map on the search state (exact O(rows) deltas of the kernel)."""
+    from numba import njit
+
+    from permsolve.solvers._nm_common import load_kernel
+
+    K = load_kernel("numba")
+    swap_delta = K.swap_delta
+
+    @njit(cache=False)
+    def build(P, gv, TN, TN1, m, rows_a, imp):
+        G = P.shape[0] // m
+        for a in rows_a:
+            for b in range(G):
+                if b == a:
+                    continue
+                for i in range(m):
+                    for j in range(m):
+                        d = swap_delta(P, gv, TN, TN1, m, a * m + i, b * m + j)
+                        if a < b:
+                            imp[a, b, i, j] = d
+                        else:
+                            imp[b, a, j, i] = d
+    return build
+
+
+_BUILD = []
 
 
 def channel_swap(S: np.ndarray, n: int, m: int, time_limit: float, escape_attempts: int = 0,
@@ -131,39 +156,31 @@ def channel_swap(S: np.ndarray, n: int, m: int, time_limit: float, escape_attemp
     """apex's ``Channel_Swap`` (permutation_search_kernels/channel_swap.py), N:M and time-limited.
 
     As apex: the improvement of every swap of two columns in different groups
-    (a map over all pairs of groups, rebuilt only for the groups a pass
+    (a map over all pairs of groups, rebuilt only for the groups the last pass
     touched); a pass walks the map by decreasing improvement and applies each
     swap whose two groups are still untouched in this pass, stopping at the
     first below the threshold ``min(max(best * 1e-5, 1e-4), 1)``; when the very
     first entry is already below it, up to ``escape_attempts`` times a random
     entry of the map is applied instead; it ends when a pass applies nothing.
-    Unlike apex it stops at ``time_limit`` (checked between groups of the
-    map) and works on ``S`` scaled to mean 1, so that apex's absolute 1e-4
-    floor means the same for every layer.  Returns ``(perm, seconds, finished)``.
+    Unlike apex: the map entries are the kernel's exact O(rows) swap deltas
+    (compiled; apex's CPU path re-sorts both groups per entry), it stops at
+    ``time_limit`` (checked between passes and every 64 groups of the map),
+    and it works on ``S`` scaled to mean 1, so that apex's absolute 1e-4 floor
+    means the same for every layer.  Returns ``(perm, seconds, finished)``.
     """
+    from permsolve.solvers._nm_common import NMState
+
+    if not _BUILD:
+        _BUILD.append(_swap_map_kernel())
+    build = _BUILD[0]
     t0 = time.perf_counter()
     rng = np.random.RandomState(seed)
     A = S / S.mean() if S.mean() > 0 else S.copy()
-    R, C = A.shape
-    G = C // m
-    perm = np.arange(C)
-    gv = np.array([_topn(A[:, g * m:(g + 1) * m], n).sum() for g in range(G)])
+    st = NMState(A, n, m)
+    K = st.k
+    G = st.groups
+    rank = np.empty((m, st.rows))
     imp = np.full((G, G, m, m), -np.inf)       # imp[a, b, i, j], a < b: swap a*m+i and b*m+j
-
-    def update(a):
-        Xa = A[:, a * m:(a + 1) * m]
-        others = np.array([b for b in range(G) if b != a])
-        Xb = A.reshape(R, G, m)[:, others]      # (R, nb, m)
-        for i in range(m):
-            Na = np.broadcast_to(Xa[:, None, None, :], (R, len(others), m, m)).copy()
-            Na[:, :, :, i] = Xb                  # axis 2 = j: b's column j enters a's slot i
-            Nb = np.broadcast_to(Xb[:, :, None, :], (R, len(others), m, m)).copy()
-            for j in range(m):
-                Nb[:, :, j, j] = Xa[:, i][:, None]
-            d = _topn(Na, n).sum(axis=0) + _topn(Nb, n).sum(axis=0) - gv[a] - gv[others][:, None]
-            lo, hi = others < a, others > a
-            imp[a, others[hi], i, :] = d[hi]
-            imp[others[lo], a, :, i] = d[lo]
 
     def expired():
         return time.perf_counter() - t0 >= time_limit
@@ -173,16 +190,16 @@ def channel_swap(S: np.ndarray, n: int, m: int, time_limit: float, escape_attemp
     iu = np.triu_indices(G, 1)
     finished = False
     while True:
-        for a in sorted(set(used)):
-            update(a)
+        todo = np.array(sorted(set(used)), dtype=np.int64)
+        for c in range(0, len(todo), 64):
+            build(st.P, st.gv, st.TN, st.TN1, m, todo[c:c + 64], imp)
             if expired():
-                return perm, time.perf_counter() - t0, False
-        flat = imp[iu]                            # (pairs, m, m)
-        keys = flat.reshape(-1)
+                return st.perm.copy(), time.perf_counter() - t0, False
+        keys = imp[iu].reshape(-1)
         order = np.argsort(-keys, kind="stable")
         thr = min(max(keys[order[0]] * 1e-5, 1e-4), 1.0)
         used = []
-        for rank, e in enumerate(order):
+        for e in order:
             if keys[e] < thr:
                 if not used and escapes < escape_attempts:
                     e = order[rng.randint(len(order))]
@@ -194,18 +211,14 @@ def channel_swap(S: np.ndarray, n: int, m: int, time_limit: float, escape_attemp
             if a in used or b in used:
                 continue
             i, j = divmod(ij, m)
-            p, q = a * m + i, b * m + j
-            A[:, [p, q]] = A[:, [q, p]]
-            perm[[p, q]] = perm[[q, p]]
-            gv[a] = _topn(A[:, a * m:(a + 1) * m], n).sum()
-            gv[b] = _topn(A[:, b * m:(b + 1) * m], n).sum()
+            K.apply_swap(st.P, st.gv, st.TN, st.TN1, st.perm, n, m, a * m + i, b * m + j, rank)
             used += [a, b]
         if not used:
             finished = True
             break
         if expired():
             break
-    return perm, time.perf_counter() - t0, finished
+    return st.perm.copy(), time.perf_counter() - t0, finished
 
 
 # ---------------------------------------------------------------- solving
