@@ -177,16 +177,17 @@ def _all_windows(G: int, k: int) -> np.ndarray:
 
 
 def _window_lists(G: int, ks: list[int], rng: np.random.Generator, cap: int = 20000):
-    """Windows to polish with, in a random order: every pair (triple) when there are at most ``cap``, else ``cap``
-    random ones."""
+    """Windows to polish with, in a random order: every pair (triple) when there are at most ``cap``; else
+    ``cap`` random pairs (and no triples: sampled triples did not pay)."""
     out = []
     for k in ks:
         if math.comb(G, k) <= cap:
             wl = _all_windows(G, k)
             out.append((k, wl[rng.permutation(len(wl))], True))
-        else:
-            wl = np.sort(np.argsort(rng.random((cap, G)), axis=1)[:, :k], axis=1)
-            out.append((k, wl, False))
+        elif k == 2:
+            a = rng.integers(0, G, size=cap)
+            b = (a + 1 + rng.integers(0, G - 1, size=cap)) % G
+            out.append((k, np.sort(np.stack([a, b], axis=1), axis=1), False))
     return out
 
 
@@ -245,7 +246,10 @@ def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
             best_perm, best = perm.copy(), value
             offer(best_perm, best)
 
-    deltas = st.probe(rng.random((min(4000, 50 * C), 3)))
+    n_probe = min(4000, 50 * C)
+    tp = time.perf_counter()
+    deltas = st.probe(rng.random((n_probe, 3)))
+    rate = n_probe / max(time.perf_counter() - tp, 1e-9)       # swaps a second, roughly
     neg = -deltas[deltas < 0]
     scale = float(neg.mean()) if neg.size else float(np.abs(deltas).mean())
     if not scale > 0:
@@ -255,6 +259,9 @@ def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
     per_round = max(1000, int(moves_per_col) * C)
     ks = [k for k in (2, 3) if k <= windows and k <= G and k * m <= st.k.WINDOW_MAX_BITS]
     wlists = _window_lists(G, ks, rng)
+    if timed:   # rounds sharing the time: as many as get a whole round of moves each, at most timed_rounds
+        timed_rounds = max(1, min(int(timed_rounds), int(0.7 * rate * time_left() / per_round)))
+    info["planned_rounds"] = timed_rounds if timed else rounds
     chunk = 2048
     r = 0
     while rounds is None or r < rounds:
