@@ -86,9 +86,17 @@ def run(args):
         model.load_state_dict(state)
     model.eval()
     acc_before = zoo.evaluate(model) if is_zoo else None
+    alloc = None
+    if args.budget == "sensitivity":   # SR-init sensitivities, measured on the digits validation split
+        if not is_zoo:
+            raise UsageError("--budget sensitivity measures accuracy on the digits validation split, "
+                             "so it needs a zoo model")
+        from permsolve.compress.srinit import sensitivity_allocation
+
+        alloc = sensitivity_allocation(model, float(args.sparsity), layers=prunable_layers(model))
     report = prune_model(model, example, tile=tile, sparsity=args.sparsity, solver=args.solver,
                          metric=args.metric, scope=args.scope, budget=args.budget,
-                         time_limit=args.time_limit, seed=args.seed)
+                         time_limit=args.time_limit, seed=args.seed, layer_sparsity=alloc)
     acc_after = zoo.evaluate(model) if is_zoo else None
     if not args.keep_masks:
         for mod in prunable_layers(model).values():
