@@ -2,7 +2,7 @@
 
 Each instance is a random importance matrix (uniform, lognormal-scaled rows and
 columns, sparse, or small integers with many ties), a tile, a sparsity, a mask
-family and an axis, multiplied by a scale drawn from one of these classes:
+family (global, row-balanced, or one time in five N:M: 1:2, 2:4, 1:4, 3:4) and an axis, multiplied by a scale drawn from one of these classes:
 
 * ``1``: ordinary;
 * ``small``: 1e-10 or 1e-13 (where an absolute tolerance floor of 1e-9 used to
@@ -67,7 +67,7 @@ from permsolve.registry import MIN_TOTAL
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-9
 # deterministic budgets (moves, not clocks) where a solver has them
-OPTIONS = {"anneal": {"moves": 4000, "restarts": 2}}
+OPTIONS = {"anneal": {"moves": 4000, "restarts": 2}, "nm-anneal": {"moves_per_col": 500}}
 # ilp gets a limit only as a safety net (a limited run is not compared across scales); auto runs
 # without one, so that it delegates to a solver without a clock (a timed anneal is not reproducible)
 LIMIT = {"ilp": 60.0}
@@ -104,7 +104,25 @@ def draw_scale(rng: np.random.Generator) -> tuple[str, float]:
     return "refused", float(rng.choice([1e308, 1e-310]))
 
 
+def draw_nm_instance(rng: np.random.Generator, idx: int) -> dict:
+    """An N:M instance: columns (or both axes) permuted; the mask fixes tile and sparsity."""
+    mask = str(rng.choice(["1:2", "2:4", "1:4", "3:4"]))
+    g = int(mask.split(":")[1])
+    axis = str(rng.choice(["cols", "cols", "both"]))
+    tiny = rng.random() < 0.75
+    if tiny:
+        m, n = int(rng.integers(1, 4 if axis == "both" else 7)), g * int(rng.integers(1, 8 // g + 1))
+    else:
+        m, n = int(rng.integers(4, 33)), g * int(rng.integers(2, 32 // g + 1))
+    label, scale = draw_scale(rng)
+    kind, S = matrix(rng, m, n)
+    return {"id": idx, "S": S, "kind": kind, "tile": None, "sparsity": None, "mask": mask, "axis": axis,
+            "tiny": tiny, "scale_class": label, "scale": scale}
+
+
 def draw_instance(rng: np.random.Generator, idx: int) -> dict:
+    if rng.random() < 0.2:
+        return draw_nm_instance(rng, idx)
     axis = str(rng.choice(["rows", "rows", "cols", "both"]))
     mask = str(rng.choice(["global", "row-balanced"]))
     tiny = rng.random() < 0.75
@@ -135,6 +153,8 @@ def _block_perms(size: int, side: int):
 def brute_force(problem: TileProblem) -> float:
     mem = problem.members[0]
     h, w = mem.tile
+    if getattr(mem.mask, "fixed_tile", None) is not None:     # N:M: only the group of m columns matters
+        h, w = 1, mem.mask.m
     choices = {}
     for name, side in (("row", h), ("col", w)):
         if name in problem.perm_sizes:
@@ -210,8 +230,9 @@ def fuzz(n_instances: int, seed: int, log=print) -> dict:
         stats["instances"] += 1
         with np.errstate(over="ignore", under="ignore"):
             S = inst["S"] * c
-        desc = (f"#{idx} {inst['kind']} {inst['S'].shape[0]}x{inst['S'].shape[1]} tile {inst['tile'][0]}x{inst['tile'][1]} "
-                f"s={inst['sparsity']} {inst['mask']} {inst['axis']} scale {c:.3g}")
+        shape = "" if inst["tile"] is None else f" tile {inst['tile'][0]}x{inst['tile'][1]} s={inst['sparsity']}"
+        desc = (f"#{idx} {inst['kind']} {inst['S'].shape[0]}x{inst['S'].shape[1]}{shape} {inst['mask']} "
+                f"{inst['axis']} scale {c:.3g}")
         try:
             problem = TileProblem.from_matrix(S, tile=inst["tile"], sparsity=inst["sparsity"],
                                               mask=inst["mask"], axis=inst["axis"])

@@ -133,3 +133,55 @@ def test_hungarian_extreme_scales(c):
     r = solve(TileProblem.from_matrix(S * c, tile=(8, 2), sparsity=0.5), "hungarian")
     assert np.array_equal(r.row_perm, ref.row_perm)
     assert r.retained == pytest.approx(c * ref.retained, rel=1e-12)
+
+
+NM_OPTIONS = {"nm-anneal": {"moves_per_col": 200}}
+
+
+@st.composite
+def nm_instances(draw, ties: bool):
+    mask = draw(st.sampled_from(["2:4", "1:2"]))
+    m_ = int(mask.split(":")[1])
+    rows = draw(st.integers(1, 6))
+    cols = m_ * draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**16))
+    r = np.random.default_rng(seed)
+    S = r.integers(0, 4, size=(rows, cols)).astype(float) if ties else r.random((rows, cols)) * r.lognormal(size=(1, cols))
+    return S, mask
+
+
+def _nm_pair(S, mask, axis, name, c):
+    p = TileProblem.from_matrix(S, mask=mask, axis=axis)
+    why = permsolve.get_solver(name)(**NM_OPTIONS.get(name, {})).supports(p)
+    if why:
+        pytest.skip(why)
+    q = TileProblem.from_matrix(S * c, mask=mask, axis=axis)
+    opts = {**OPTIONS, **NM_OPTIONS}.get(name, {})
+    return p, solve(p, name, seed=3, **opts), solve(q, name, seed=3, **opts)
+
+
+@pytest.mark.parametrize("axis", ["cols", "both"])
+@pytest.mark.parametrize("name", SOLVERS)
+class TestScaleInvarianceNM:
+    """The same two properties for the N:M masks (every solver that handles them)."""
+
+    @PROFILE
+    @given(inst=nm_instances(ties=False), exponent=st.floats(-12, 12))
+    def test_any_scale(self, name, axis, inst, exponent):
+        S, mask = inst
+        c = 10.0 ** exponent
+        p, a, b = _nm_pair(S, mask, axis, name, c)
+        assert b.retained == pytest.approx(c * a.retained, rel=1e-9, abs=0)
+        assert b.bound == pytest.approx(c * a.bound, rel=1e-9, abs=0)
+        assert b.optimal == a.optimal
+        assert _same_perms(a, b) or p.evaluate(b.perms) == pytest.approx(a.retained, rel=1e-12, abs=0)
+
+    @PROFILE
+    @given(inst=nm_instances(ties=True), k=st.integers(-40, 40))
+    def test_power_of_two_is_exact(self, name, axis, inst, k):
+        S, mask = inst
+        c = math.ldexp(1.0, k)
+        _, a, b = _nm_pair(S, mask, axis, name, c)
+        assert b.retained == c * a.retained and b.bound == c * a.bound
+        assert b.optimal == a.optimal
+        assert _same_perms(a, b)
