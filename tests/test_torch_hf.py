@@ -252,3 +252,30 @@ def test_minilm_output_hidden_states_permuted_only_by_opt_in():
     assert float((out - ref[..., idx]).abs().max()) <= RTOL * float(ref.abs().max())
     inverse = np.argsort(idx)
     assert float((out[..., inverse] - ref).abs().max()) <= RTOL * float(ref.abs().max())
+
+
+def test_cli_prune_accepts_a_hugging_face_directory(tmp_path, capsys):
+    import json
+
+    import transformers
+
+    from permsolve.cli import main
+    from permsolve.cli.prune import _hf_model
+
+    model, _ = build("bert")
+    model.config.architectures = ["BertForSequenceClassification"]
+    cfg_dir = tmp_path / "config_only"
+    model.config.save_pretrained(cfg_dir)           # no weights: random init from the config
+    out = tmp_path / "pruned.pt"
+    rc = main(["prune", str(cfg_dir), "--tile", "8x8", "--sparsity", "0.5", "--out", str(out), "--json"])
+    assert rc == 0 and out.exists()
+    d = json.loads(capsys.readouterr().out)
+    assert d["permute"]["tracer"] == "export" and d["permute"]["coverage"] >= 0.8
+    assert abs(d["weight_sparsity"] - 0.5) < 0.1
+    w_dir = tmp_path / "with_weights"
+    model.save_pretrained(w_dir)                    # weights present: they are loaded
+    loaded, example = _hf_model(str(w_dir), None, seed=123)
+    assert isinstance(loaded, transformers.BertForSequenceClassification) and "input_ids" in example
+    assert torch.equal(loaded.bert.encoder.layer[0].intermediate.dense.weight,
+                       model.bert.encoder.layer[0].intermediate.dense.weight)
+    assert main(["prune", str(tmp_path), "--tile", "8x8", "--sparsity", "0.5", "--out", str(out)]) == 2
