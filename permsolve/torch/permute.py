@@ -209,6 +209,9 @@ def apply_binding(mod: nn.Module, b: Binding, perm: np.ndarray) -> bool:
                 idx[b.offset:b.offset + b.n * b.unit] = elems
                 with torch.no_grad():
                     t.copy_(flat.index_select(1, torch.from_numpy(idx).to(t.device)).reshape(shape))
+            elif b.offset == 0 and b.n * b.unit == t.shape[dim]:   # the whole dim: one gather, no copy back
+                with torch.no_grad():
+                    t.data = t.index_select(dim, torch.from_numpy(elems).to(t.device))
             else:   # only the bound range moves
                 part = t.narrow(dim, b.offset, b.n * b.unit)
                 local = torch.from_numpy(elems - b.offset).to(t.device)
