@@ -279,3 +279,54 @@ def test_cli_prune_accepts_a_hugging_face_directory(tmp_path, capsys):
     assert torch.equal(loaded.bert.encoder.layer[0].intermediate.dense.weight,
                        model.bert.encoder.layer[0].intermediate.dense.weight)
     assert main(["prune", str(tmp_path), "--tile", "8x8", "--sparsity", "0.5", "--out", str(out)]) == 2
+
+
+class _ResNeXtBlock(nn.Module):
+    """Stem, one bottleneck with a grouped 3x3 conv (groups=4), residual add, pooled head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn0 = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.conv1, self.bn1 = nn.Conv2d(16, 32, 1), nn.BatchNorm2d(32)
+        self.conv2, self.bn2 = nn.Conv2d(32, 32, 3, padding=1, groups=4), nn.BatchNorm2d(32)
+        self.conv3, self.bn3 = nn.Conv2d(32, 16, 1), nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.bn0(self.stem(x)))
+        y = torch.relu(self.bn1(self.conv1(h)))
+        y = torch.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return self.fc(torch.relu(h + y).mean((2, 3)))
+
+
+def _resnext():
+    torch.manual_seed(0)
+    m = _ResNeXtBlock()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for bn in (m.bn0, m.bn1, m.bn2, m.bn3):
+            bn.running_mean.copy_(torch.randn(bn.num_features, generator=g))
+            bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+            bn.weight.copy_(torch.randn(bn.num_features, generator=g))
+    return m.eval(), torch.randn(2, 3, 8, 8, generator=g)
+
+
+def test_grouped_conv_permuted_within_its_groups():
+    model, x = _resnext()
+    g = channel_graph(model, x)                 # fx blocks grouped convs: auto takes the export graph
+    assert g.tracer == "export"
+    ins = [grp for grp in g.free_groups() if any(b.module == "conv2" and b.role == "cols" for b in grp.bindings)]
+    assert len(ins) == 4 and all(grp.size == 8 for grp in ins)
+    j1 = next(grp for grp in ins if "conv1 rows[8:+8x1]" in [str(b) for b in grp.bindings])
+    assert "conv2 cols[0:+8x9]@rows[8:+8]" in [str(b) for b in j1.bindings]
+    outs = [grp for grp in g.free_groups() if any(b.module == "conv2" and b.role == "rows" for b in grp.bindings)]
+    assert len(outs) == 4 and any("conv3 cols[24:+8x1]" in [str(b) for b in grp.bindings] for grp in outs)
+    before = _outputs(model, x)
+    rng = np.random.default_rng(0)
+    for grp in g.free_groups():
+        apply_permutation(model, grp, rng.permutation(grp.size))
+    assert _rel(_outputs(model, x), before) <= RTOL
+    model, x = _resnext()
+    rep = permute_model(model, x, tile=(4, 4), sparsity=0.5, solver="greedy")
+    assert "conv2" in rep.permuted and rep.coverage >= 0.8, rep.coverage_line()

@@ -434,12 +434,31 @@ class _AtenBuilder:
             for off, seg in lay.offsets():
                 self.bind(seg.space, Binding(name, "channels", off, seg.n, 1))
             return Layout(1, len(_shape(node)), lay.segs)
-        why = (f"{name} is a grouped conv (groups={groups}, {type(mod).__name__}): a permutation would have "
-               "to stay inside each group")
-        self.block(lay, why)
-        out = self.fresh(node, 1)
-        self.block(out, why)
-        return out
+        return self._grouped_conv(node, name, lay, plain, groups, c_out, c_in_g, k)
+
+    def _grouped_conv(self, node, name, lay, plain, groups, c_out, c_in_g, k):
+        """Grouped conv: each group of input (output) channels is a space of its own, permuted inside it."""
+        cog = c_out // groups
+        nd = len(_shape(node))
+        if lay is not None:
+            if not plain or sum(s.n for s in lay.segs) != c_in_g * groups:
+                self.block(lay, f"{name} (grouped conv) reads dim 1, which is not a plain channel dim here")
+            else:
+                try:
+                    pieces = self._split(node, lay, 1, [c_in_g] * groups)
+                except _Blocked as e:
+                    self.block(lay, f"{name} is a grouped conv (groups={groups}) whose input channels cannot be "
+                                    f"split into its groups ({e.why})")
+                    pieces = []
+                for j, piece in enumerate(pieces):
+                    for off, seg in piece.offsets():
+                        self.bind(seg.space, Binding(name, "cols", off * k, seg.n, k, rows_block=(j * cog, cog)))
+        segs = []
+        for j in range(groups):
+            sp = self.new_space(cog)
+            self.bind(sp, Binding(name, "rows", j * cog, cog, 1))
+            segs.append(Seg(sp, cog, 1))
+        return Layout(1, nd, tuple(segs))
 
     def op_conv1d(self, node):
         return self._conv(node, _arg(node, 6, "groups", 1))
@@ -672,8 +691,8 @@ class _AtenBuilder:
 
     def split_space(self, node, s: int, sizes: list[int]) -> list[int]:
         bl = self.bindings.get(s, [])
-        if s in self.retired or self.graph.degree(s) or any(b.unit != 1 for b in bl) \
-                or len(bl) != 1:
+        if s in self.retired or self.graph.degree(s) or not bl or any(
+                b.unit != 1 or b.n != self.space_size[s] or b.rows_block for b in bl):
             raise _Blocked(f"{node.name}: channels split into heads or pieces are also used unsplit")
         pieces, start = [], 0
         for n in sizes:
@@ -694,9 +713,9 @@ class _AtenBuilder:
         if len(lay.segs) != 1 or lay.segs[0].unit != 1 or lay.heads is not None:
             raise _Blocked(f"{node.name}: heads split from channels that are not one layer's output")
         s = lay.segs[0].space
-        src = self.bindings.get(s, [None])[0]
+        rows = [b for b in self.bindings.get(s, []) if b.role == "rows"]
+        src = rows[0] if len(rows) == 1 and len(self.bindings[s]) == 1 else None
         dims = tuple(self.split_space(node, s, [d] * H))
-        src = src if src is not None and src.role == "rows" else None
         return Heads(len(b), j, j + 1, H, d, dims, src, src_space=s)
 
     def reshape_heads(self, node, lay: Heads, a, b, unsqueeze):

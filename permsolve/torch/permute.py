@@ -202,7 +202,10 @@ def apply_binding(mod: nn.Module, b: Binding, perm: np.ndarray) -> bool:
         for t in _tensors(mod, tname):
             if t is None or t.dim() == 0 or t.dim() <= dim:
                 continue
-            if b.role == "cols" and dim == 1 and t.dim() > 2:   # conv: the flattened in*kh*kw axis
+            if b.rows_block is not None:   # one group of a grouped conv: its rows only
+                t = t.narrow(0, *b.rows_block)
+            if b.role == "cols" and dim == 1 and (t.dim() > 2 or b.rows_block is not None):
+                # conv: the flattened in*kh*kw axis
                 shape = t.shape
                 flat = t.reshape(shape[0], -1)
                 idx = np.arange(flat.shape[1])
@@ -289,7 +292,8 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
         elif b.role == "cols":
             if b.module in producers:  # the same permutation on both axes: counted by its rows
                 continue
-            M = importance_of(weight_matrix(mod, cols=rng), metric)
+            blk = None if b.rows_block is None else slice(b.rows_block[0], sum(b.rows_block))
+            M = importance_of(weight_matrix(mod, rows=blk, cols=rng), metric)
             members.append(Member(M, tile, s, mask, cols="perm", col_unit=b.unit, name=f"{b.module} cols"))
         elif b.role == "channels" and isinstance(mod, nn.modules.conv._ConvNd):
             M = importance_of(weight_matrix(mod), metric)[b.offset:b.offset + b.n]
