@@ -90,12 +90,12 @@ _UNARY = {"gelu", "gelu_", "silu", "silu_", "relu", "relu_", "tanh", "tanh_", "s
           "dropout_", "neg", "to", "_to_copy", "alias", "clone", "contiguous", "detach", "abs", "exp", "sqrt",
           "rsqrt", "erf", "hardtanh", "hardtanh_", "clamp", "clamp_", "clamp_min", "clamp_max", "leaky_relu",
           "hardswish", "hardsigmoid", "elu", "softplus", "mish", "lift_fresh_copy", "_softmax", "softmax",
-          "log_softmax", "_log_softmax", "log", "reciprocal", "square", "sin", "cos", "type_as", "copy",
+          "log_softmax", "_log_softmax", "log", "reciprocal", "square", "sin", "cos", "type_as",
           "feature_dropout", "alpha_dropout", "gelu_tanh", "relu6", "selu", "celu", "logsigmoid", "sign"}
 _ELEMENTWISE = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "rsub", "maximum", "minimum", "pow",
                 "where", "masked_fill", "masked_fill_", "eq", "ne", "lt", "le", "gt", "ge", "bitwise_and",
                 "__and__", "__or__", "logical_and", "logical_or", "addcmul", "lerp"}
-_REDUCE = {"mean", "sum", "amax", "amin", "var", "std", "max", "min", "logsumexp", "norm", "linalg_vector_norm"}
+_REDUCE = {"mean", "sum", "amax", "amin", "var", "std", "max", "min", "logsumexp"}
 _NOOP = {"_assert_tensor_metadata", "sym_size", "sym_numel", "sym_stride", "_assert_scalar", "detach_",
          "sym_constrain_range_for_size", "_assert_async"}
 
@@ -632,11 +632,11 @@ class _AtenBuilder:
         if not all(isinstance(d, int) for d in dims):
             raise _Blocked(f"{node.name}: reduction over unknown dims")
         dims = [d % lay.ndim for d in dims]
+        if _name(node) in ("max", "min"):
+            raise _Blocked(f"{node.name}: max/min with indices (an argmax over channels moves with them)")
         if lay.axis in dims:
             return None  # the whole channel dim is reduced: invariant under a permutation of it
         keep = _arg(node, 2, "keepdim", False)
-        if _name(node) in ("max", "min"):
-            raise _Blocked(f"{node.name}: max/min with indices")
         if keep:
             return lay
         shift = sum(1 for d in dims if d < lay.axis)
