@@ -1,8 +1,6 @@
 """Tiny random-weight Hugging Face models built offline from config classes (test helpers)."""
 import torch
 
-transformers = __import__("transformers")
-
 
 def _ids(vocab, seed=0, shape=(2, 9)):
     return torch.randint(0, vocab, shape, generator=torch.Generator().manual_seed(seed))
@@ -10,7 +8,7 @@ def _ids(vocab, seed=0, shape=(2, 9)):
 
 def build(name: str, seed: int = 0):
     """``(model, example_inputs)`` for a tiny random model of the named architecture."""
-    T = transformers
+    import transformers as T
     torch.manual_seed(seed)
     if name == "bert":
         cfg = T.BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
