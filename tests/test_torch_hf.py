@@ -13,7 +13,7 @@ from permsolve.torch.graph import channel_graph  # noqa: E402
 from permsolve.torch.permute import (TraceError, _outputs, apply_permutation, permute_model,  # noqa: E402
                                      prunable_layers)
 from permsolve.torch.prune import prune_model  # noqa: E402
-from tests.hf_models import NAMES, build  # noqa: E402
+from tests.hf_models import EXTRA, NAMES, build  # noqa: E402
 
 RTOL = 1e-5
 
@@ -35,7 +35,7 @@ def _bindings(g):
     return {grp.gid: sorted(str(b) for b in grp.bindings) for grp in g.free_groups()}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + EXTRA)
 def test_random_permutation_of_every_free_group_keeps_outputs(name):
     """Not just the solver's choice: any permutation of every free group at once must be exact."""
     model, inp = build(name)

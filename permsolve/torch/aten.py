@@ -531,6 +531,38 @@ class _AtenBuilder:
                 raise _Blocked(f"{node.name}: group norm with {g} groups of channels")
         return self._passengers(node, lay, [_arg(node, 2, "weight"), _arg(node, 3, "bias")], "group norm")
 
+    def op_pad(self, node):
+        lay = self.env.get(node.args[0])
+        pad = list(_arg(node, 1, "pad", []))
+        if isinstance(lay, Layout):
+            k = len(pad) // 2          # pads the last k dims, last dim first
+            back = lay.ndim - 1 - lay.axis
+            if back >= k or (pad[2 * back] == 0 and pad[2 * back + 1] == 0):
+                return lay
+        raise _Blocked(f"{node.name}: padding of the channel dim")
+
+    op_constant_pad_nd = op_reflection_pad2d = op_replication_pad2d = op_pad
+
+    def _pool(self, node, spatial: int):
+        lay = self.env.get(node.args[0])
+        if isinstance(lay, Layout) and lay.axis == lay.ndim - spatial - 1 and lay.heads is None:
+            return lay
+        raise _Blocked(f"{node.name}: pooling over the channel dim")
+
+    def op_adaptive_avg_pool2d(self, node):
+        return self._pool(node, 2)
+
+    op_avg_pool2d = op_max_pool2d = op_adaptive_max_pool2d = op_adaptive_avg_pool2d
+
+    def op_adaptive_avg_pool1d(self, node):
+        return self._pool(node, 1)
+
+    op_avg_pool1d = op_max_pool1d = op_adaptive_avg_pool1d
+
+    def op_max_pool2d_with_indices(self, node):
+        lay = self._pool(node, 2)
+        return [lay, lay]      # the indices are spatial positions: they move with their channels
+
     def op_native_dropout(self, node):
         return [self.env.get(node.args[0]), None]
 
