@@ -7,8 +7,17 @@ def _ids(vocab, seed=0, shape=(2, 9)):
 
 
 def build(name: str, seed: int = 0):
-    """``(model, example_inputs)`` for a tiny random model of the named architecture."""
+    """``(model, example_inputs)`` for a tiny random model of the named architecture.
+
+    ``NAME-eager``: the same model with eager attention (matmul, softmax, matmul) instead of sdpa.
+    """
     import transformers as T
+    if name.endswith("-eager"):
+        model, inp = build(name[:-len("-eager")], seed)
+        cfg = model.config
+        cfg._attn_implementation = "eager"
+        torch.manual_seed(seed)
+        return type(model)(cfg).eval(), inp
     torch.manual_seed(seed)
     if name == "bert":
         cfg = T.BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -59,4 +68,4 @@ def build(name: str, seed: int = 0):
 
 NAMES = ["bert", "gpt2", "llama", "vit", "convnext"]
 #: further architectures checked for exactness only (random permutations of every free group)
-EXTRA = ["distilbert", "qwen2", "resnet", "mobilenetv2", "swin"]
+EXTRA = ["distilbert", "qwen2", "resnet", "mobilenetv2", "swin", "bert-eager", "llama-eager"]

@@ -32,6 +32,8 @@ What it understands
   the output projection's columns move by whole heads.  Grouped-query
   attention (``expand``/``repeat_interleave`` of key-value heads, or
   ``enable_gqa``): a key-value head and its query heads move together.
+  Eager attention (``q @ k^T`` with ``aten.matmul``, scale, mask, softmax,
+  then ``@ v``) is read the same way.
 - Rotary embeddings (``x * cos + rotate_half(x) * sin``): the product with a
   tensor that varies along the head dim, and the slices of ``rotate_half``,
   block the per-head Q/K dims (every pair of dims has its own frequency, so
@@ -51,7 +53,7 @@ from torch import nn
 
 from .graph import Binding, ChannelGraph, Layout, Seg, _Blocked, finish, is_conv1d
 
-__all__ = ["Heads", "export_graph", "export_program", "TraceError"]
+__all__ = ["Heads", "Scores", "export_graph", "export_program", "TraceError"]
 
 
 class TraceError(RuntimeError):
@@ -84,6 +86,16 @@ class Heads:
     hunit: int = 1
     hblock: str | None = None
     src_space: int = -1
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Attention weights ``q @ k^T`` of eager attention ``(..., H, Tq, Tk)``: no channels, only heads."""
+
+    ndim: int
+    q: Heads
+    k: Heads
+    hblock: str | None = None
 
 
 _UNARY = {"gelu", "gelu_", "silu", "silu_", "relu", "relu_", "tanh", "tanh_", "sigmoid", "sigmoid_", "dropout",
@@ -405,8 +417,19 @@ class _AtenBuilder:
         return self._produce_rows(node, name, 1)
 
     def op_matmul(self, node):
-        raise _Blocked(f"{node.name}: matmul of activations (eager attention) is not understood; "
-                       "load the model with attn_implementation='sdpa'")
+        """Eager attention: ``q @ k^T`` (per head, Q and K dims share a permutation), then ``weights @ v``."""
+        a, b = (self.env.get(x) for x in node.args[:2])
+        nd = len(_shape(node))
+        if isinstance(a, Heads) and isinstance(b, Heads) and a.ndim == b.ndim == nd \
+                and a.head_axis == b.head_axis == nd - 3 and a.dim_axis == nd - 1 and b.dim_axis == nd - 2 \
+                and a.hspace is None and b.hspace is None and a.H == b.H:
+            self._merge_qk(node, a, b)
+            return Scores(nd, a, b, a.hblock or b.hblock)
+        if isinstance(a, Scores) and isinstance(b, Heads) and b.ndim == nd and b.head_axis == nd - 3 \
+                and b.dim_axis == nd - 1 and b.hspace is None and b.H == a.q.H:
+            return self._attention_out(node, a.q, a.k, b, a.hblock)
+        raise _Blocked(f"{node.name}: matrix product of activations that is not attention "
+                       "(q @ k^T, then weights @ v, on tensors split into heads)")
 
     op_bmm = op_matmul
 
@@ -592,6 +615,13 @@ class _AtenBuilder:
             return first
         if all(isinstance(l, Heads) for l in lays):
             return self._heads_elementwise(node, lays, others, nd)
+        if len(lays) == 1 and isinstance(lays[0], Scores) and lays[0].ndim == nd:
+            sc = lays[0]
+            for o in others:       # an additive mask: fine unless it differs per head
+                shape = _shape(o)
+                if shape is not None and len(shape) >= 3 and shape[-3] != 1:
+                    sc = replace(sc, hblock=sc.hblock or f"{node.name}: attention weights changed per head ({o.name})")
+            return sc
         raise _Blocked(f"{node.name}: elementwise op between attention heads and plain channels")
 
     def _flat_operand(self, node, lay: Layout, o, nd: int) -> None:
@@ -984,6 +1014,14 @@ class _AtenBuilder:
                     for x in (k, v)]
         if not (q.H == k.H == v.H):
             raise _Blocked(f"{node.name}: query, key and value have different numbers of heads")
+        self._merge_qk(node, q, k)
+        ms = _shape(mask) if isinstance(mask, torch.fx.Node) else None
+        why = f"{node.name}: the attention mask differs per head" if ms is not None and len(ms) >= 3 \
+            and ms[-3] != 1 else None
+        return self._attention_out(node, q, k, v, why)
+
+    def _merge_qk(self, node, q: Heads, k: Heads) -> None:
+        """Per head, the query dims and the key dims share one permutation."""
         if q.dims is not None and k.dims is not None:
             for a, b in zip(q.dims, k.dims):
                 if a != b:
@@ -993,18 +1031,16 @@ class _AtenBuilder:
                 if x.dims is not None:
                     self.block(x, f"{node.name}: the {'key' if x is q else 'query'} dims of these heads "
                                   "cannot be permuted")
-        # whole heads
-        hs, why = None, None
+
+    def _attention_out(self, node, q: Heads, k: Heads, v: Heads, why: str | None) -> Heads:
+        """The attention output: the value's per-head dims, and one space for whole-head moves."""
+        nd = q.ndim
+        hs = None
         g = k.rep
-        if q.src is None or k.src is None or v.src is None:
-            why = None  # nothing to bind: the heads stay where they are
-        else:
-            why = q.hblock or k.hblock or v.hblock
+        if q.src is not None and k.src is not None and v.src is not None:
+            why = why or q.hblock or k.hblock or v.hblock
             if q.rep != 1 or k.rep != v.rep or q.H % g:
                 why = why or f"{node.name}: query heads repeated, or key and value repeated differently"
-            ms = _shape(mask) if isinstance(mask, torch.fx.Node) else None
-            if ms is not None and len(ms) >= 3 and ms[-3] != 1:
-                why = why or f"{node.name}: the attention mask differs per head"
             n = q.H // g
             hs = self.new_space(n)
             for x, unit in ((q, g * q.d), (k, k.d), (v, v.d)):
