@@ -207,6 +207,8 @@ def nm_weight_matrix(mod: nn.Module) -> np.ndarray:
     w = _weight(mod)
     if hasattr(mod, "weight_orig") and hasattr(mod, "weight_mask"):
         w = (mod.weight_orig * mod.weight_mask).detach()
+    if is_conv1d(mod):    # GPT-2's Conv1D stores (in, out)
+        w = w.t()
     if w.dim() > 2:
         w = w.movedim(1, -1)
     return w.reshape(w.shape[0], -1).double().cpu().numpy()

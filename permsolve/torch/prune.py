@@ -236,6 +236,8 @@ def nm_masks(model: nn.Module, *, mask: str = "2:4", metric: str = "l1",
         shape = tuple(mod.weight.shape)
         if len(shape) > 2:        # (C_out, kh, kw, C_in) back to (C_out, C_in, kh, kw)
             sel = np.moveaxis(sel.reshape(shape[0], *shape[2:], shape[1]), -1, 1)
+        if is_conv1d(mod):        # GPT-2's Conv1D stores (in, out)
+            sel = sel.T
         keep[name] = np.ascontiguousarray(sel.reshape(shape))
     return keep, skipped
 
@@ -259,7 +261,7 @@ def _prune_nm(model, example_inputs, mask, *, solver, metric, scope, budget, tim
     for name, k in keep.items():
         mod = layers[name]
         imp = importance_of(nm_weight_matrix(mod), metric)
-        kept = _nm_view(k)
+        kept = k.T if is_conv1d(mod) else _nm_view(k)
         TilePruning.apply(mod, "weight", mask=torch.from_numpy(k.astype(np.float32)))
         report.layers.append(LayerReport(name, imp.shape, k.size, int((~k).sum()), float(1.0 - k.mean()),
                                          float(imp[kept].sum()), float(imp.sum())))
