@@ -1,7 +1,7 @@
 """``permsolve prune``: permute and tile-prune a PyTorch model, save the pruned state dict.
 
 ``permsolve prune MODEL [--checkpoint PATH] --tile HxW --sparsity S [--solver NAME]
-[--budget global|layer|sensitivity] [--scope layer|group] [--metric l1|l2] [--time-limit SECONDS]
+[--budget global|layer|sensitivity] [--scope layer|group|joint] [--metric l1|l2] [--time-limit SECONDS]
 [--seed N] [--input-shape 1,3,32,32] --out PATH [--keep-masks] [--json]``
 
 MODEL is a zoo name (``permsolve zoo``; its shipped checkpoint is used and its
@@ -28,7 +28,7 @@ def add_parser(sub):
     p.add_argument("--sparsity", required=True, type=float, metavar="S", help="fraction of tiles pruned")
     p.add_argument("--solver", default="greedy", metavar="NAME", help="identity = plain tile pruning")
     p.add_argument("--budget", default="global", choices=["global", "layer", "sensitivity"])
-    p.add_argument("--scope", default="layer", choices=["layer", "group"])
+    p.add_argument("--scope", default="layer", choices=["layer", "group", "joint"])
     p.add_argument("--metric", default="l1", choices=["l1", "l2"])
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="per channel group")
     p.add_argument("--seed", type=int, default=0, metavar="N")
@@ -86,9 +86,17 @@ def run(args):
         model.load_state_dict(state)
     model.eval()
     acc_before = zoo.evaluate(model) if is_zoo else None
+    alloc = None
+    if args.budget == "sensitivity":   # SR-init sensitivities, measured on the digits validation split
+        if not is_zoo:
+            raise UsageError("--budget sensitivity measures accuracy on the digits validation split, "
+                             "so it needs a zoo model")
+        from permsolve.compress.srinit import sensitivity_allocation
+
+        alloc = sensitivity_allocation(model, float(args.sparsity), layers=prunable_layers(model))
     report = prune_model(model, example, tile=tile, sparsity=args.sparsity, solver=args.solver,
                          metric=args.metric, scope=args.scope, budget=args.budget,
-                         time_limit=args.time_limit, seed=args.seed)
+                         time_limit=args.time_limit, seed=args.seed, layer_sparsity=alloc)
     acc_after = zoo.evaluate(model) if is_zoo else None
     if not args.keep_masks:
         for mod in prunable_layers(model).values():

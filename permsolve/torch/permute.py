@@ -21,6 +21,7 @@ from ..metrics import importance as importance_of
 from ..problem import Member, TileProblem, expand_perm, parse_tile
 from ..registry import get_solver, solve
 from .graph import Binding, ChannelGraph, Group, channel_graph
+from .joint import ascent_pass, model_objective
 
 __all__ = ["permute_model", "PermuteReport", "GroupReport", "PermutationError", "weight_matrix",
            "group_problem", "apply_permutation", "SCOPES", "RTOL"]
@@ -28,7 +29,9 @@ __all__ = ["permute_model", "PermuteReport", "GroupReport", "PermutationError", 
 SCOPES = {
     "layer": "TileTrans: the producers' rows decide (their retained importance is the objective); "
              "consumers and passengers follow",
-    "group": "every matrix of the group counts: producers' rows, consumers' columns, depthwise convs",
+    "group": "the layer pass, then one pass where every matrix of a group counts (producers' rows, "
+             "consumers' columns, depthwise convs), each step kept only if the model objective does not fall",
+    "joint": "group passes repeated until the model objective (all matrices, both axes) stops improving",
 }
 #: the outputs may differ by at most RTOL * max |output| after permuting
 RTOL = 1e-5
@@ -75,6 +78,11 @@ class PermuteReport:
     max_abs_diff: float = 0.0
     max_abs_output: float = 0.0
     seconds: float = 0.0
+    #: model objective (importance kept by every bound matrix's mask, summed) before and after
+    objective_before: float = float("nan")
+    objective_after: float = float("nan")
+    #: passes over the groups (1 for ``layer``)
+    sweeps: int = 0
 
     @property
     def retained_before(self) -> float:
@@ -87,7 +95,8 @@ class PermuteReport:
     def to_dict(self) -> dict:
         return {"groups": [g.to_dict() for g in self.groups], "blocked": self.blocked, "opaque": self.opaque,
                 "max_abs_diff": self.max_abs_diff, "max_abs_output": self.max_abs_output,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "objective_before": self.objective_before,
+                "objective_after": self.objective_after, "sweeps": self.sweeps}
 
     def table(self) -> str:
         """Plain-text table, one line per group."""
@@ -259,6 +268,7 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
                   metric: str = "l1", scope: str = "layer", time_limit: float | None = None, seed: int = 0,
                   mask: str = "global", layer_sparsity: Mapping[str, float] | None = None,
                   on_unsupported: str = "error", graph: ChannelGraph | None = None,
+                  max_sweeps: int = 10, tol: float = 1e-9,
                   **solver_options) -> PermuteReport:
     """Permute ``model``'s channels in place to help tile pruning; the function is unchanged.
 
@@ -270,7 +280,9 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
     sparsity : fraction of each matrix's tiles the problem prunes
     solver : any registered solver (``permsolve solvers``); ``identity`` changes nothing
     metric : importance metric (``l1`` or ``l2``; the others need data this function does not have)
-    scope : ``layer`` (TileTrans: producers decide) or ``group`` (all members count)
+    scope : ``layer`` (TileTrans: producers decide), ``group`` (then one pass where all members
+        count) or ``joint`` (group passes until the model objective stops improving); see
+        :mod:`permsolve.torch.joint`.  In model objective ``joint >= group >= layer``.
     time_limit : seconds per group, for anytime solvers
     seed : seed of randomized solvers
     mask : mask family of the per-matrix problems
@@ -278,6 +290,8 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
     on_unsupported : ``error`` (raise) or ``skip`` (leave the group unpermuted and
         say so) when the solver refuses a group's problem
     graph : a :func:`~permsolve.torch.graph.channel_graph` already built for this model
+    max_sweeps, tol : ``joint`` stops after ``max_sweeps`` passes over the groups, or when a
+        pass raises the model objective by less than ``tol`` (relative)
     **solver_options : passed to the solver
 
     Returns
@@ -325,26 +339,87 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
         before = _outputs(model, example_inputs)
     saved = copy.deepcopy(model.state_dict())
 
-    for g in sorted(graph.free_groups(), key=lambda g: g.order):
+    free = sorted(graph.free_groups(), key=lambda g: g.order)
+    bound_modules = sorted({b.module for g in free for b in g.bindings})
+
+    def objective(names) -> float:
+        return float(sum(model_objective(model, names, weight_matrix, tile=tile, sparsity=sparsity, mask=mask,
+                                         metric=metric, layer_sparsity=layer_sparsity).values()))
+
+    report.objective_before = objective(bound_modules)
+    kw = dict(tile=tile, sparsity=sparsity, metric=metric, mask=mask, layer_sparsity=layer_sparsity)
+    start_value = {}
+    if scope != "layer":       # each group's problem (in this scope) on the unchanged model, for the report
+        for g in free:
+            try:
+                start_value[g.gid] = group_problem(model, g, scope=scope, **kw).evaluate()
+            except ValueError:
+                pass
+    composed = {g.gid: np.arange(g.size) for g in free}
+    reports: dict[int, GroupReport] = {}
+    for g in free:   # the layer pass: TileTrans's objective, each group solved once
         members = [str(b) for b in g.bindings]
         try:
-            problem = group_problem(model, g, tile=tile, sparsity=sparsity, metric=metric, scope=scope,
-                                    mask=mask, layer_sparsity=layer_sparsity)
+            problem = group_problem(model, g, scope="layer", **kw)
         except ValueError as e:
-            report.groups.append(GroupReport(g.name, g.size, members, None, skipped=str(e)))
+            reports[g.gid] = GroupReport(g.name, g.size, members, None, skipped=str(e))
             continue
         why = solver_obj.supports(problem)
         if why:
             if on_unsupported == "error":
                 raise ValueError(f"group {g.name}: {why}")
-            report.groups.append(GroupReport(g.name, g.size, members, solver, skipped=why))
+            reports[g.gid] = GroupReport(g.name, g.size, members, solver, skipped=why)
             continue
         res = solve(problem, solver, time_limit=time_limit, seed=seed, **solver_options)
         (perm,) = res.perms.values()
         perm = np.asarray(perm, dtype=np.int64)
-        report.groups.append(GroupReport(g.name, g.size, members, solver, problem.evaluate(),
-                                         res.retained, problem.total, res.bound, res.seconds, perm))
+        reports[g.gid] = GroupReport(g.name, g.size, members, solver, problem.evaluate(),
+                                     res.retained, problem.total, res.bound, res.seconds, perm)
         apply_permutation(model, g, perm)
+        composed[g.gid] = perm
+    report.sweeps = 1
+
+    def step(g):
+        """Re-solve one group for every matrix it touches, from the current order."""
+        rep = reports[g.gid]
+        try:
+            problem = group_problem(model, g, scope="group", **kw)
+        except ValueError:
+            return None
+        if solver_obj.supports(problem):
+            return None
+        res = solve(problem, solver, time_limit=time_limit, seed=seed, init=problem.identity(), **solver_options)
+        rep.seconds += res.seconds
+        (perm,) = res.perms.values()
+        perm = np.asarray(perm, dtype=np.int64)
+        if np.array_equal(perm, np.arange(perm.size)):
+            return None
+        apply_permutation(model, g, perm)
+        composed[g.gid] = composed[g.gid][perm]
+
+        def undo():
+            inv = np.argsort(perm)
+            apply_permutation(model, g, inv)
+            composed[g.gid] = composed[g.gid][inv]
+        return undo
+
+    if scope != "layer":
+        active = [g for g in free if reports[g.gid].skipped is None]
+        f = objective(bound_modules)
+        for _ in range(1 if scope == "group" else max(1, int(max_sweeps))):
+            gain = ascent_pass(active, step, objective)
+            report.sweeps += 1
+            if gain <= tol * max(abs(f), np.finfo(float).tiny):
+                break
+            f += gain
+        for g in active:          # before / after / bound of each group's problem in this scope
+            rep = reports[g.gid]
+            problem = group_problem(model, g, scope=scope, **kw)
+            rep.retained_before = start_value.get(g.gid, rep.retained_before)
+            rep.retained_after, rep.total, rep.bound = problem.evaluate(), problem.total, problem.bound
+            rep.perm = composed[g.gid]
+    report.groups = [reports[g.gid] for g in free]
+    report.objective_after = objective(bound_modules)
 
     with _EvalMode(model):
         after = _outputs(model, example_inputs)
