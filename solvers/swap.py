@@ -26,9 +26,13 @@ tiles transposed; the global mask only).
 
 Options (defaults in :attr:`Swap.options`)
 -------------------------------------------
-start : ``"greedy"`` (default: the better of TileTrans's order and the
-    identity), ``"hungarian"`` (then ``hungarian`` run to convergence) or
-    ``"identity"``.  A warm start (``init``) replaces it.
+start : ``"auto"`` (default), ``"greedy"`` (the better of TileTrans's order
+    and the identity), ``"hungarian"`` (then ``hungarian``, for at most
+    ``start_share`` of the time limit) or ``"identity"``.  ``auto`` is
+    ``hungarian`` for at most ``auto_hungarian_units`` rows (its assignment
+    steps are cheap there, and swaps alone can stop below its fixed point on
+    small layers) and ``greedy`` above (at 4096 rows hungarian needs a minute,
+    swaps pass its value in seconds).  A warm start (``init``) replaces it.
 rounds : int or None
     Stop after this many rounds (per axis); None: until converged or the time
     limit.  With ``rounds`` set and no time limit the search is deterministic.
@@ -208,7 +212,7 @@ def _kick(perm: np.ndarray, h: int, share: float, rng: np.random.Generator) -> n
 class Swap(Solver):
     name = "swap"
     description = "row swaps between pairs of tile rows, threshold objective (numba); exact assignment step when stuck"
-    options = {"start": "greedy", "rounds": None, "max_swaps": 4, "batch": 256, "patience": 2, "assign": True,
+    options = {"start": "auto", "auto_hungarian_units": 1024, "start_share": 0.25, "rounds": None, "max_swaps": 4, "batch": 256, "patience": 2, "assign": True,
                "kicks": None, "kick_share": 0.05,
                "kernel": "numba"}
     anytime = True
@@ -218,8 +222,10 @@ class Swap(Solver):
     def __init__(self, **options):
         super().__init__(**options)
         o = self.opts
-        if o["start"] not in ("greedy", "hungarian", "identity"):
-            raise ValueError(f"swap: start must be 'greedy', 'hungarian' or 'identity', got {o['start']!r}")
+        if o["start"] not in ("auto", "greedy", "hungarian", "identity"):
+            raise ValueError(f"swap: start must be 'auto', 'greedy', 'hungarian' or 'identity', got {o['start']!r}")
+        if not 0 < o["start_share"] <= 1:
+            raise ValueError("swap: start_share must be in (0, 1]")
         if o["rounds"] is not None and int(o["rounds"]) < 1:
             raise ValueError("swap: rounds must be >= 1 or None")
         if int(o["max_swaps"]) < 1 or int(o["batch"]) < 1:
@@ -253,14 +259,18 @@ class Swap(Solver):
 
     def _solve(self, problem, run, rng):
         o = self.opts
-        if not run.has_init and o["start"] != "identity":
+        start = o["start"]
+        if start == "auto":
+            start = "hungarian" if max(problem.perm_sizes.values()) <= int(o["auto_hungarian_units"]) else "greedy"
+        if not run.has_init and start != "identity":
             start_from_greedy(problem, run)
-            if o["start"] == "hungarian":
+            if start == "hungarian":
                 from .hungarian import Hungarian
 
-                h = Hungarian().solve(problem, time_limit=run.time_left() if run.time_limit else None,
-                                      init=run.best_perms)
+                tl = None if run.time_limit is None else max(1e-3, o["start_share"] * run.time_limit)
+                h = Hungarian().solve(problem, time_limit=tl, init=run.best_perms)
                 run.offer(h.perms, h.retained)
+            run.info["start"] = start
         mem = problem.members[0]
         axes = [a for a, name in (("rows", mem.rows), ("cols", mem.cols)) if name is not None]
         names = {"rows": mem.rows, "cols": mem.cols}

@@ -144,7 +144,14 @@ def test_supports_says_why_not():
         solve(unit, "swap")
 
 
-@pytest.mark.parametrize("bad", [{"start": "nope"}, {"rounds": 0}, {"max_swaps": 0}, {"kernel": "c"}])
+@pytest.mark.parametrize("bad", [{"start": "nope"}, {"start_share": 0}, {"rounds": 0}, {"max_swaps": 0}, {"kernel": "c"}])
 def test_bad_options_refused(bad):
     with pytest.raises(ValueError, match="swap"):
         solve(TileProblem.from_matrix(np.ones((8, 8)), tile=(2, 2), sparsity=0.5), "swap", **bad)
+
+
+def test_auto_start_is_never_below_hungarian_on_small_layers():
+    p, _ = _state(m=96, n=64, tile=(16, 16))
+    r = solve(p, "swap", rounds=3)
+    assert r.info["start"] == "hungarian"
+    assert r.retained >= solve(p, "hungarian").retained * (1 - 1e-12)
