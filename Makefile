@@ -22,6 +22,7 @@ demo: install
 	$(PY) -m permsolve.demo
 
 docs: install
+	$(PY) docs/_hooks.py
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 test: install docs

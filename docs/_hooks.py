@@ -245,3 +245,10 @@ def on_page_content(html, page, config, files):
 
 
 __all__ = ["on_config", "on_files", "on_page_markdown", "on_page_content", "RepoFile"]
+
+
+if __name__ == "__main__":
+    # `make docs` lays the sources out before MkDocs starts: mkdocstrings reads its search
+    # paths while it is configured, which can be before this hook's on_config has run, so a
+    # first build from a clean checkout would not find build/apisrc.
+    _lay_out_sources(Path(__file__).resolve().parent.parent)
