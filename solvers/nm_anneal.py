@@ -44,6 +44,7 @@ True
 """
 from __future__ import annotations
 
+from permsolve.masks import NMMask
 from permsolve.registry import Solver, register
 
 from ._nm_common import NMReduction, anneal_search, warmup
@@ -58,6 +59,7 @@ class NMAnneal(Solver):
     options = {"rounds": None, "moves_per_col": 15000, "t0_factor": 0.5, "t_end_factor": 0.05, "reheat": 0.5,
                "windows": 3, "window_share": 0.25, "kernel": "numba"}
     anytime = True
+    masks = (NMMask,)
     randomized = True
 
     def __init__(self, **options):

@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from permsolve.masks import NMMask
 from permsolve.registry import Solver, register
 
 from ._nm_common import NMReduction, load_kernel, warmup
@@ -56,6 +57,7 @@ class NMExact(Solver):
     description = "N:M: proven optimal column permutation by DP over column subsets (narrow problems)"
     options = {"max_cols": 24, "max_transitions": 1e8}
     exact = True
+    masks = (NMMask,)
 
     def __init__(self, **options):
         super().__init__(**options)

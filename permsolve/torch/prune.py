@@ -43,8 +43,9 @@ from torch.nn.utils import prune as tprune
 from ..masks import get_mask, n_pruned
 from ..metrics import importance as importance_of
 from ..problem import parse_tile, tile_scores
+from .graph import is_conv1d
 from .permute import (PermuteReport, _as_tuple, channel_last, mask_arguments, nm_unsupported, nm_weight_matrix,
-                      permute_model, weight_matrix)
+                      permute_model, prunable_layers, weight_matrix)
 
 __all__ = ["TilePruning", "prune_model", "PruneReport", "LayerReport", "prunable_layers", "tile_masks",
            "nm_masks", "BUDGETS"]
@@ -151,12 +152,6 @@ class PruneReport:
         return self.table()
 
 
-def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Every Linear and (non-transposed) Conv layer with a weight, by qualified name."""
-    return {name: m for name, m in model.named_modules()
-            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and getattr(m, "weight", None) is not None}
-
-
 def _expand(keep: np.ndarray, h: int, w: int, m: int, n: int) -> np.ndarray:
     return np.repeat(np.repeat(keep, h, axis=0), w, axis=1)[:m, :n]
 
@@ -241,6 +236,8 @@ def nm_masks(model: nn.Module, *, mask: str = "2:4", metric: str = "l1",
         shape = tuple(mod.weight.shape)
         if len(shape) > 2:        # (C_out, kh, kw, C_in) back to (C_out, C_in, kh, kw)
             sel = np.moveaxis(sel.reshape(shape[0], *shape[2:], shape[1]), -1, 1)
+        if is_conv1d(mod):        # GPT-2's Conv1D stores (in, out)
+            sel = sel.T
         keep[name] = np.ascontiguousarray(sel.reshape(shape))
     return keep, skipped
 
@@ -264,7 +261,7 @@ def _prune_nm(model, example_inputs, mask, *, solver, metric, scope, budget, tim
     for name, k in keep.items():
         mod = layers[name]
         imp = importance_of(nm_weight_matrix(mod), metric)
-        kept = _nm_view(k)
+        kept = k.T if is_conv1d(mod) else _nm_view(k)
         TilePruning.apply(mod, "weight", mask=torch.from_numpy(k.astype(np.float32)))
         report.layers.append(LayerReport(name, imp.shape, k.size, int((~k).sum()), float(1.0 - k.mean()),
                                          float(imp[kept].sum()), float(imp.sum())))
@@ -364,7 +361,8 @@ def prune_model(model: nn.Module, example_inputs, *, tile=None, sparsity: float 
         m, n = W.shape
         elem = _expand(keep[name], h, w, m, n)
         imp = importance_of(W, metric)
-        t_mask = torch.from_numpy(elem.reshape(mod.weight.shape).astype(np.float32))
+        stored = elem.T if is_conv1d(mod) else elem   # GPT-2's Conv1D stores its weight (in, out)
+        t_mask = torch.from_numpy(np.ascontiguousarray(stored).reshape(mod.weight.shape).astype(np.float32))
         TilePruning.apply(mod, "weight", mask=t_mask)
         report.layers.append(LayerReport(name, (m, n), keep[name].size, int((~keep[name]).sum()),
                                          float(1.0 - elem.mean()), float(imp[elem].sum()), float(imp.sum())))
