@@ -82,6 +82,17 @@ def topk_sum(values: np.ndarray, k: int) -> float:
 _topk_sum = topk_sum  # the name used before it was public
 
 
+def _row_topk_sum(A: np.ndarray, k: int) -> float:
+    """Sum over the rows of ``A`` of each row's ``k`` largest entries (one partition for all rows)."""
+    A = np.asarray(A)
+    if k <= 0 or A.size == 0:
+        return 0.0
+    n = A.shape[1]
+    if k >= n:
+        return float(A.sum())
+    return float(np.partition(A, n - k, axis=1)[:, n - k:].sum())
+
+
 def _select_by_groups(T: np.ndarray, gid: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Keep the ``keep[g]`` highest scores of every group ``g``; ties go to the earlier position."""
     flat, g = T.ravel(), gid.ravel()
@@ -256,7 +267,7 @@ class GlobalMask(Mask):
         # k tiles hold at most the k*h*w largest entries; each row lies in one
         # tile row, which keeps at most min(nb, k) tiles: min(nb, k)*w entries.
         unstructured = topk_sum(S, k * h * w)
-        per_row = float(sum(topk_sum(row, min(nb, k) * w) for row in S))
+        per_row = _row_topk_sum(S, min(nb, k) * w)
         return min(unstructured, per_row)
 
 
@@ -305,21 +316,21 @@ class RowBalancedMask(Mask):
         split = _block_gain_bound(R, h, mb, mb * kb)
         # (b) each row sits in one tile row, which keeps kb tiles: a row keeps at
         #     most its kb best block sums
-        per_row = float(sum(topk_sum(r, kb) for r in R))
+        per_row = _row_topk_sum(R, kb)
         return min(split, per_row)
 
     def bound_free_cols(self, C, w, nb, s):
         kb = self.per_row(nb, s)
         # each (fixed) tile row keeps kb tiles of w columns: at most the kb*w
         # largest column sums of that row block
-        return float(sum(topk_sum(C[:, a], kb * w) for a in range(C.shape[1])))
+        return _row_topk_sum(C.T, kb * w)
 
     def bound_free_both(self, S, h, w, s):
         m, n = S.shape
         mb, nb = -(-m // h), -(-n // w)
         kb = self.per_row(nb, s)
         unstructured = topk_sum(S, mb * kb * h * w)
-        per_row = float(sum(topk_sum(row, kb * w) for row in S))
+        per_row = _row_topk_sum(S, kb * w)
         return min(unstructured, per_row)
 
 
@@ -419,7 +430,7 @@ class NMMask(Mask):
     def bound_free_cols(self, C, w, nb, s):
         # C[j, a] = S[a, j]: every row keeps n of every m, so at most its n*nb/m largest
         k = C.shape[0] // self.m * self.n
-        return float(sum(topk_sum(C[:, a], k) for a in range(C.shape[1])))
+        return _row_topk_sum(C.T, k)
 
     def bound_free_both(self, S, h, w, s):
         return self.bound_free_cols(S.T, w, S.shape[1], s)

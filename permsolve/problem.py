@@ -139,10 +139,22 @@ class Member:
 
     def permuted(self, perms: Mapping[str, np.ndarray]) -> np.ndarray:
         S = self.importance
-        if self.rows is not None:
-            S = S[expand_perm(perms[self.rows], self.row_unit, self.row_layout)]
-        if self.cols is not None:
-            S = S[:, expand_perm(perms[self.cols], self.col_unit, self.col_layout)]
+        def index(name, unit, layout):
+            if name is None:
+                return None
+            p = np.asarray(perms[name])
+            if np.array_equal(p, np.arange(p.size)):
+                return None                   # the identity: no gather (a copy of a large matrix)
+            return expand_perm(p, unit, layout)
+
+        ri = index(self.rows, self.row_unit, self.row_layout)
+        ci = index(self.cols, self.col_unit, self.col_layout)
+        if ri is not None and ci is not None:
+            return S[np.ix_(ri, ci)]          # one gather, not two copies
+        if ri is not None:
+            return S[ri]
+        if ci is not None:
+            return S[:, ci]
         return S
 
     @property

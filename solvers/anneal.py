@@ -391,7 +391,8 @@ class Anneal(Solver):
         o = self.opts
         if run.has_init or o["start"] == "identity":
             return
-        if run.time_limit is not None and run.time_left() < 2 * run.eval_seconds:
+        # time_left() already holds one evaluation back for the final recomputation
+        if run.time_limit is not None and run.time_left() < 1.1 * run.eval_seconds:
             run.info["start"] = "identity (no time to evaluate another start)"
             return
         start_from_greedy(problem, run)
