@@ -9,8 +9,9 @@
   a ``torch.nn.utils.prune`` method (masks survive fine-tuning).
 """
 from .graph import ChannelGraph, Group, channel_graph
+from .aten import TraceError
 from .permute import PermutationError, PermuteReport, permute_model
 from .prune import PruneReport, TilePruning, prune_model, tile_masks
 
-__all__ = ["channel_graph", "ChannelGraph", "Group", "permute_model", "PermuteReport", "PermutationError",
+__all__ = ["channel_graph", "ChannelGraph", "Group", "permute_model", "PermuteReport", "PermutationError", "TraceError",
            "prune_model", "PruneReport", "TilePruning", "tile_masks"]

@@ -74,6 +74,9 @@ class Layout:
     axis: int
     ndim: int
     segs: tuple[Seg, ...]
+    #: ``(head space, unit)`` when this axis is an attention output whose whole
+    #: heads may move (set by the torch.export front end, :mod:`permsolve.torch.aten`)
+    heads: tuple[int, int] | None = None
 
     def offsets(self):
         off = 0
@@ -93,6 +96,12 @@ class Binding:
         weight and bias)
     offset : first element of the bound range on that axis
     n, unit : the range holds ``n`` units of ``unit`` consecutive elements
+    param : for a ``"channels"`` binding, the one tensor of the module it
+        permutes (e.g. an RMSNorm's ``weight`` or a layer-scale parameter used in
+        an elementwise product), on dim ``dim``; None: the module's per-channel
+        tensors (weight, bias, running statistics) on dim 0.  For an
+        ``"output"`` binding (model outputs permuted by explicit opt-in),
+        ``param`` is the index of the output leaf and ``dim`` its channel dim.
     """
 
     module: str
@@ -100,10 +109,13 @@ class Binding:
     offset: int
     n: int
     unit: int
+    param: str | None = None
+    dim: int = 0
 
     def __str__(self) -> str:
         extra = "" if (self.offset == 0 and self.unit == 1) else f"[{self.offset}:+{self.n}x{self.unit}]"
-        return f"{self.module} {self.role}{extra}"
+        what = f" {self.param}" if self.param is not None and self.role == "channels" else ""
+        return f"{self.module}{what} {self.role}{extra}"
 
 
 @dataclass
@@ -144,14 +156,17 @@ class ChannelGraph:
     groups : every group (blocked ones included)
     graph : ``networkx.Graph`` whose nodes are channel spaces and whose edges
         say "same permutation"
-    opaque : modules fx could not trace, with the reason
+    opaque : modules fx could not trace, with the reason (``""``: the whole
+        model, when nothing could be traced)
     traced : False when nothing could be traced at all
+    tracer : ``"fx"`` or ``"export"``: which front end built the graph
     """
 
     groups: list[Group]
     graph: nx.Graph
     opaque: dict[str, str]
     traced: bool = True
+    tracer: str = "fx"
 
     def free_groups(self) -> list[Group]:
         """Groups that may be permuted, in graph order."""
@@ -186,6 +201,14 @@ _BINARY_FUNCS = {operator.add, operator.sub, operator.mul, operator.truediv, ope
 _BINARY_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
 _SOFTMAX = (nn.Softmax, nn.LogSoftmax)
 _METADATA = {"size", "dim", "numel", "type", "device"}
+
+
+def _input_axis(node: fx.Node, modules: dict, ndim: int) -> int:
+    """Channel dim of a model input: the last one if a Linear reads it, else dim 1."""
+    for u in node.users:
+        if u.op == "call_module" and isinstance(modules.get(u.target), nn.Linear):
+            return ndim - 1
+    return 1
 
 
 def _meta_shape(node) -> tuple[int, ...] | None:
@@ -279,7 +302,8 @@ class _Builder:
             shape = _meta_shape(node)
             if shape is None or len(shape) < 2:
                 return None
-            lay = Layout(1, len(shape), (Seg(self.new_space(shape[1]), shape[1]),))
+            axis = _input_axis(node, modules, len(shape))
+            lay = Layout(axis, len(shape), (Seg(self.new_space(shape[axis]), shape[axis]),))
             self.block(lay, f"model input {node.name}")
             return lay
         if op == "output":
@@ -538,17 +562,148 @@ class _Blocked(Exception):
         self.why = why
 
 
-def channel_graph(model: nn.Module, example_inputs) -> ChannelGraph:
+def is_conv1d(mod: nn.Module) -> bool:
+    """True for ``transformers.pytorch_utils.Conv1D`` (GPT-2): a Linear whose weight is stored ``(in, out)``."""
+    return type(mod).__name__ == "Conv1D" and hasattr(mod, "nf") and getattr(mod, "weight", None) is not None
+
+
+def tensor_axes(mod: nn.Module, b: Binding) -> list[tuple[str, int]]:
+    """``(tensor name, dim)`` pairs of ``mod`` that binding ``b`` permutes.
+
+    A conv's ``cols`` act on the flattened ``in*kh*kw`` axis, reported as dim 1.
+    """
+    if b.role == "rows":
+        return [("weight", 1 if is_conv1d(mod) else 0), ("bias", 0)]
+    if b.role == "cols":
+        return [("weight", 0 if is_conv1d(mod) else 1)]
+    if b.role == "channels":
+        if b.param is not None:
+            return [(b.param, b.dim)]
+        return [("weight", 0), ("bias", 0), ("running_mean", 0), ("running_var", 0)]
+    return []
+
+
+def _stored(mod: nn.Module, name: str):
+    for n in (name, name + "_orig"):
+        t = mod._parameters.get(n)
+        if t is None:
+            t = mod._buffers.get(n)
+        if t is not None:
+            return t
+    return None
+
+
+def split_inputs(example_inputs) -> tuple[tuple, dict]:
+    """``(args, kwargs)`` from a tensor, a tuple of positional arguments or a dict of keyword arguments.
+
+    Examples
+    --------
+    >>> import torch
+    >>> split_inputs(torch.zeros(2))[0][0].shape, split_inputs({"input_ids": 1})
+    (torch.Size([2]), ((), {'input_ids': 1}))
+    """
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,), {}
+    if isinstance(example_inputs, dict):
+        return (), dict(example_inputs)
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs), {}
+    raise TypeError(f"example_inputs must be a tensor, a tuple of positional arguments or a dict of "
+                    f"keyword arguments, got {type(example_inputs).__name__}")
+
+
+def finish(b, model: nn.Module, opaque: dict[str, str], tracer: str) -> ChannelGraph:
+    """Groups from a builder's spaces: connected components, with shared weights checked.
+
+    A module whose weights are used more than once blocks its groups; a tensor
+    shared between modules (tied embeddings) is fine when every binding of one
+    of its dims lies in the same group with the same range (it is permuted once),
+    else it blocks.
+    """
+    modules = dict(model.named_modules())
+    comps = sorted(nx.connected_components(b.graph), key=lambda c: min(b.space_order[s] for s in c))
+    comp_of = {s: i for i, c in enumerate(comps) for s in c}
+    bad: dict[int, list[str]] = {}
+    for name, n in b.calls.items():
+        if n > 1:
+            for space, bl in b.bindings.items():
+                if any(bb.module == name for bb in bl):
+                    bad.setdefault(comp_of[space], []).append(f"{name} is called {n} times (shared weights)")
+    uses: dict[tuple[int, int], set] = {}
+    names: dict[tuple[int, int], set] = {}
+    for space, bl in b.bindings.items():
+        for bb in bl:
+            mod = modules.get(bb.module)
+            if mod is None:
+                continue
+            for tname, dim in tensor_axes(mod, bb):
+                t = _stored(mod, tname)
+                if t is None:
+                    continue
+                key = (id(t), dim)
+                uses.setdefault(key, set()).add((comp_of[space], bb.offset, bb.n, bb.unit))
+                names.setdefault(key, set()).add(f"{bb.module}.{tname}")
+    for key, u in uses.items():
+        u = sorted(u)
+        for i, x in enumerate(u):
+            for y in u[i + 1:]:
+                if x[0] != y[0] and not _compatible(x[1:], y[1:]):
+                    why = (f"{' and '.join(sorted(names[key]))}: one tensor bound by different channel "
+                           "groups on overlapping ranges")
+                    bad.setdefault(x[0], []).append(why)
+                    bad.setdefault(y[0], []).append(why)
+    groups = []
+    for gid, comp in enumerate(comps):
+        spaces = sorted(comp)
+        sizes = {b.space_size[s] for s in spaces}
+        binds = [bb for s in spaces for bb in b.bindings.get(s, [])]
+        blocked = sorted({w for s in spaces for w in b.blocked.get(s, [])} | set(bad.get(gid, [])))
+        if len(sizes) != 1:
+            blocked.append(f"spaces of different sizes {sorted(sizes)} were merged")
+        groups.append(Group(gid, next(iter(sizes)), spaces, binds, blocked,
+                            order=min(b.space_order[s] for s in spaces)))
+    return ChannelGraph(groups, b.graph, opaque, tracer=tracer)
+
+
+def _compatible(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
+    """Two bindings ``(offset, n, unit)`` of one tensor dim by different groups may both apply.
+
+    Disjoint ranges are independent; a range inside one unit of the other
+    (the dims of one head inside the whole-head space) moves with that unit.
+    """
+    (o1, n1, u1), (o2, n2, u2) = a, b
+    e1, e2 = o1 + n1 * u1, o2 + n2 * u2
+    if e1 <= o2 or e2 <= o1:
+        return True
+    for (oa, ua, ea), (ob, eb) in (((o1, u1, e1), (o2, e2)), ((o2, u2, e2), (o1, e1))):
+        if oa <= ob and eb <= ea and (ob - oa) // ua == (eb - 1 - oa) // ua:
+            return True
+    return False
+
+
+TRACERS = ("auto", "fx", "export")
+
+
+def channel_graph(model: nn.Module, example_inputs, *, tracer: str = "auto",
+                  permute_outputs: bool = False) -> ChannelGraph:
     """Trace ``model`` and group its coupled channel dimensions.
 
     Parameters
     ----------
     model : the model (not modified; run once in eval mode without gradients)
-    example_inputs : a tensor or a tuple of tensors the model accepts
+    example_inputs : a tensor, a tuple of positional arguments, or a dict of
+        keyword arguments (Hugging Face models: ``{"input_ids": ..., "attention_mask": ...}``)
+    tracer : ``"auto"`` (torch.fx when it traces the whole model, else
+        non-strict ``torch.export``; see docs/models.md), ``"fx"`` or ``"export"``
+    permute_outputs : export only: let the channels of model outputs (e.g. a
+        transformer's hidden states) be permuted; the outputs then come back
+        permuted, so this is an explicit opt-in (``"output"`` bindings say how)
 
     Returns
     -------
     :class:`ChannelGraph`; ``free_groups()`` are the groups that may be permuted.
+    ``traced`` is False (and ``opaque[""]`` says why) when nothing could be traced,
+    for instance when torch.export refuses data-dependent control flow.
 
     Examples
     --------
@@ -557,44 +712,27 @@ def channel_graph(model: nn.Module, example_inputs) -> ChannelGraph:
     >>> len(g.free_groups()), sum(len(grp.producers) > 1 for grp in g.free_groups())
     (12, 3)
     """
-    if isinstance(example_inputs, torch.Tensor):
-        example_inputs = (example_inputs,)
-    example_inputs = tuple(example_inputs)
-    traced = trace(model)
-    if traced.graph_module is None:
-        return ChannelGraph([], nx.Graph(), traced.opaque, traced=False)
-    gm = traced.graph_module
-    shape_prop(gm, example_inputs)
-    b = _Builder(model, gm, traced.opaque)
-    b.run()
+    if tracer not in TRACERS:
+        raise ValueError(f"unknown tracer {tracer!r}; tracers are: {', '.join(TRACERS)}")
+    args, kwargs = split_inputs(example_inputs)
+    fx_graph = None
+    if tracer in ("auto", "fx") and not kwargs and not permute_outputs:
+        traced = trace(model)
+        if traced.graph_module is not None:
+            gm = traced.graph_module
+            shape_prop(gm, args)
+            b = _Builder(model, gm, traced.opaque)
+            b.run()
+            fx_graph = finish(b, model, traced.opaque, "fx")
+            if tracer == "fx" or not traced.opaque:
+                return fx_graph
+        elif tracer == "fx":
+            return ChannelGraph([], nx.Graph(), traced.opaque, traced=False)
+    if tracer == "fx":
+        raise ValueError("tracer='fx' takes positional example inputs only (use 'export' for keyword inputs)")
+    from .aten import export_graph
 
-    # a module with weights called more than once, or parameters shared between modules: block
-    seen: dict[int, str] = {}
-    bad: dict[str, str] = {}
-    modules = dict(model.named_modules())
-    for name, n in b.calls.items():
-        if n > 1:
-            bad[name] = f"{name} is called {n} times (shared weights)"
-    bound = {bb.module for bl in b.bindings.values() for bb in bl}
-    for name in sorted(bound):
-        for p in modules[name].parameters(recurse=False):
-            if id(p) in seen and seen[id(p)] != name:
-                bad[name] = f"{name} shares a parameter with {seen[id(p)]}"
-                bad[seen[id(p)]] = bad[name]
-            seen[id(p)] = name
-    for space, bl in b.bindings.items():
-        for bb in bl:
-            if bb.module in bad:
-                b.blocked.setdefault(space, []).append(bad[bb.module])
-
-    groups = []
-    for gid, comp in enumerate(sorted(nx.connected_components(b.graph), key=lambda c: min(b.space_order[s] for s in c))):
-        spaces = sorted(comp)
-        sizes = {b.space_size[s] for s in spaces}
-        binds = [bb for s in spaces for bb in b.bindings.get(s, [])]
-        blocked = sorted({w for s in spaces for w in b.blocked.get(s, [])})
-        if len(sizes) != 1:
-            blocked.append(f"spaces of different sizes {sorted(sizes)} were merged")
-        groups.append(Group(gid, next(iter(sizes)), spaces, binds, blocked,
-                            order=min(b.space_order[s] for s in spaces)))
-    return ChannelGraph(groups, b.graph, traced.opaque)
+    graph = export_graph(model, args, kwargs, permute_outputs=permute_outputs)
+    if not graph.traced and fx_graph is not None:
+        return fx_graph  # fx traced it with some modules kept opaque (their channels blocked): safe
+    return graph

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -20,10 +21,11 @@ from torch import nn
 from ..metrics import importance as importance_of
 from ..problem import Member, TileProblem, expand_perm, parse_tile
 from ..registry import get_solver, solve
-from .graph import Binding, ChannelGraph, Group, channel_graph
+from .aten import TraceError
+from .graph import Binding, ChannelGraph, Group, channel_graph, is_conv1d, split_inputs, tensor_axes
 
-__all__ = ["permute_model", "PermuteReport", "GroupReport", "PermutationError", "weight_matrix",
-           "group_problem", "apply_permutation", "SCOPES", "RTOL"]
+__all__ = ["permute_model", "PermuteReport", "GroupReport", "PermutationError", "TraceError", "weight_matrix",
+           "group_problem", "apply_permutation", "prunable_layers", "SCOPES", "RTOL"]
 
 SCOPES = {
     "layer": "TileTrans: the producers' rows decide (their retained importance is the objective); "
@@ -75,6 +77,24 @@ class PermuteReport:
     max_abs_diff: float = 0.0
     max_abs_output: float = 0.0
     seconds: float = 0.0
+    #: every prunable weight matrix (Linear, Conv, Conv1D) of the model, by module name
+    prunable: list[str] = field(default_factory=list)
+    #: the prunable matrices whose rows or columns were actually moved
+    permuted: list[str] = field(default_factory=list)
+    tracer: str = ""
+    #: model outputs that come back permuted (``permute_outputs=True``): leaf index -> (dim, index array)
+    output_perms: dict[int, tuple[int, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def coverage(self) -> float:
+        """Permuted weight matrices / prunable weight matrices (1.0 for a model without any)."""
+        return len(self.permuted) / len(self.prunable) if self.prunable else 1.0
+
+    def coverage_line(self) -> str:
+        untouched = [n for n in self.prunable if n not in set(self.permuted)]
+        tail = f"; not permuted: {', '.join(untouched[:8])}{' ...' if len(untouched) > 8 else ''}" if untouched else ""
+        return (f"coverage: {len(self.permuted)}/{len(self.prunable)} prunable weight matrices permuted "
+                f"({100 * self.coverage:.0f} %, traced with {self.tracer or 'nothing'}){tail}")
 
     @property
     def retained_before(self) -> float:
@@ -87,7 +107,9 @@ class PermuteReport:
     def to_dict(self) -> dict:
         return {"groups": [g.to_dict() for g in self.groups], "blocked": self.blocked, "opaque": self.opaque,
                 "max_abs_diff": self.max_abs_diff, "max_abs_output": self.max_abs_output,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "tracer": self.tracer, "coverage": self.coverage,
+                "prunable": self.prunable, "permuted": self.permuted,
+                "permuted_outputs": sorted(self.output_perms)}
 
     def table(self) -> str:
         """Plain-text table, one line per group."""
@@ -100,6 +122,9 @@ class PermuteReport:
                          f"{g.retained_after:>12.4g} {g.bound:>12.4g}  {', '.join(g.members)}")
         for name, why in self.blocked:
             lines.append(f"{name:<28} blocked: {'; '.join(why)}")
+        lines.append(self.coverage_line())
+        if self.output_perms:
+            lines.append(f"model outputs permuted (opt-in): leaves {sorted(self.output_perms)}")
         lines.append(f"output check: max |diff| {self.max_abs_diff:.3g} <= {RTOL:g} * {self.max_abs_output:.3g}")
         return "\n".join(lines)
 
@@ -115,11 +140,20 @@ def _weight(mod: nn.Module) -> torch.Tensor:
 
 
 def weight_matrix(mod: nn.Module) -> np.ndarray:
-    """Matrix view ``(out, in*kh*kw)`` of a Linear/Conv weight, as float64 numpy."""
+    """Matrix view ``(out, in*kh*kw)`` of a Linear/Conv weight (Conv1D: its transpose), as float64 numpy."""
     w = _weight(mod)
     if hasattr(mod, "weight_orig") and hasattr(mod, "weight_mask"):
         w = (mod.weight_orig * mod.weight_mask).detach()
+    if is_conv1d(mod):
+        w = w.t()
     return w.reshape(w.shape[0], -1).double().cpu().numpy()
+
+
+def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Every Linear, (non-transposed) Conv and GPT-2 ``Conv1D`` layer with a weight, by qualified name."""
+    return {name: m for name, m in model.named_modules()
+            if (isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) or is_conv1d(m))
+            and getattr(m, "weight", None) is not None}
 
 
 def _tensors(mod: nn.Module, base: str) -> list[torch.Tensor]:
@@ -143,38 +177,62 @@ def _permute_dim(t: torch.Tensor, dim: int, idx: torch.Tensor) -> None:
         t.copy_(t.index_select(dim, idx.to(t.device)))
 
 
-def apply_binding(mod: nn.Module, b: Binding, perm: np.ndarray) -> None:
-    """Write permutation ``perm`` (over ``b.n`` units) into the tensors of one binding."""
+def _binding_keys(mod: nn.Module, b: Binding) -> set:
+    return {(id(t), dim, b.offset) for tname, dim in tensor_axes(mod, b) for t in _tensors(mod, tname)
+            if t is not None and t.dim() > 0}
+
+
+def apply_binding(mod: nn.Module, b: Binding, perm: np.ndarray) -> bool:
+    """Write permutation ``perm`` (over ``b.n`` units) into the tensors of one binding.
+
+    Returns whether anything was written.
+    """
     perm = np.asarray(perm, dtype=np.int64)
     elems = b.offset + expand_perm(perm, b.unit)
-    if b.role in ("rows", "channels"):
-        names = ["weight", "bias"]
-        if b.role == "channels":
-            names += ["running_mean", "running_var"]
-        for name in names:
-            for t in _tensors(mod, name):
-                if t is None or t.dim() == 0:
-                    continue
-                idx = np.arange(t.shape[0])
+    wrote = False
+    for tname, dim in tensor_axes(mod, b):
+        for t in _tensors(mod, tname):
+            if t is None or t.dim() == 0 or t.dim() <= dim:
+                continue
+            if b.role == "cols" and dim == 1 and t.dim() > 2:   # conv: the flattened in*kh*kw axis
+                shape = t.shape
+                flat = t.reshape(shape[0], -1)
+                idx = np.arange(flat.shape[1])
                 idx[b.offset:b.offset + b.n * b.unit] = elems
-                _permute_dim(t, 0, torch.from_numpy(idx))
-    elif b.role == "cols":
-        for t in _tensors(mod, "weight"):
-            shape = t.shape
-            flat = t.reshape(shape[0], -1)
-            idx = np.arange(flat.shape[1])
-            idx[b.offset:b.offset + b.n * b.unit] = elems
-            with torch.no_grad():
-                t.copy_(flat.index_select(1, torch.from_numpy(idx).to(t.device)).reshape(shape))
-    else:  # pragma: no cover
-        raise ValueError(f"unknown binding role {b.role}")
+                with torch.no_grad():
+                    t.copy_(flat.index_select(1, torch.from_numpy(idx).to(t.device)).reshape(shape))
+            else:
+                idx = np.arange(t.shape[dim])
+                idx[b.offset:b.offset + b.n * b.unit] = elems
+                _permute_dim(t, dim, torch.from_numpy(idx))
+            wrote = True
+    return wrote
 
 
-def apply_permutation(model: nn.Module, group: Group, perm: np.ndarray) -> None:
-    """Permute every tensor bound to ``group`` by ``perm`` (``perm[i]`` = old channel at position i)."""
+def apply_permutation(model: nn.Module, group: Group, perm: np.ndarray, seen: set | None = None) -> set[str]:
+    """Permute every tensor bound to ``group`` by ``perm`` (``perm[i]`` = old channel at position i).
+
+    ``seen`` collects the ``(tensor, dim, offset)`` already permuted, so that a
+    tensor shared by two modules (tied input and output embeddings) is permuted
+    once.  Returns the names of the modules whose tensors were written.
+    """
     modules = dict(model.named_modules())
+    seen = set() if seen is None else seen
+    touched = set()
     for b in group.bindings:
-        apply_binding(modules[b.module], b, perm)
+        if b.role == "output":
+            continue
+        mod = modules[b.module]
+        keys = _binding_keys(mod, b)
+        if keys and keys <= seen:
+            touched.add(b.module)
+            continue
+        if keys & seen:
+            raise PermutationError(f"{b}: some of its tensors were already permuted through another module")
+        seen |= keys
+        if apply_binding(mod, b, perm):
+            touched.add(b.module)
+    return touched
 
 
 # -------------------------------------------------------------- problems
@@ -196,23 +254,29 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; scopes are: {', '.join(SCOPES)}")
     modules = dict(model.named_modules())
+    prunable = prunable_layers(model)
     ls = dict(layer_sparsity or {})
     members: list[Member] = []
     producers = {b.module for b in group.producers}
     for b in group.bindings:
-        mod = modules[b.module]
-        if not hasattr(mod, "weight") or getattr(mod, "weight", None) is None:
+        mod = prunable.get(b.module)
+        if mod is None or b.role == "output" or (b.role == "channels" and b.param is not None):
             continue
+        key = (id(mod.weight), b.role, b.offset)
+        if key in seen:     # tied weights: one matrix, one member
+            continue
+        seen.add(key)
         s = _member_sparsity(ls.get(b.module, sparsity))
+        rng = slice(b.offset, b.offset + b.n * b.unit)
         if b.role == "rows":
-            M = importance_of(weight_matrix(mod), metric)
-            members.append(Member(M, tile, s, mask, rows="perm", name=f"{b.module} rows"))
+            M = importance_of(weight_matrix(mod), metric)[rng]
+            members.append(Member(M, tile, s, mask, rows="perm", row_unit=b.unit, name=f"{b.module} rows"))
         elif scope == "layer":
             continue
         elif b.role == "cols":
             if b.module in producers:  # the same permutation on both axes: counted by its rows
                 continue
-            M = importance_of(weight_matrix(mod), metric)[:, b.offset:b.offset + b.n * b.unit]
+            M = importance_of(weight_matrix(mod), metric)[:, rng]
             members.append(Member(M, tile, s, mask, cols="perm", col_unit=b.unit, name=f"{b.module} cols"))
         elif b.role == "channels" and isinstance(mod, nn.modules.conv._ConvNd):
             M = importance_of(weight_matrix(mod), metric)[b.offset:b.offset + b.n]
@@ -229,9 +293,10 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
 
 
 # -------------------------------------------------------------- the check
-def _outputs(model: nn.Module, example_inputs: tuple) -> list[torch.Tensor]:
+def _outputs(model: nn.Module, example_inputs) -> list[torch.Tensor]:
+    args, kwargs = split_inputs(example_inputs)
     with torch.no_grad():
-        out = model(*example_inputs)
+        out = model(*args, **kwargs)
     leaves, _ = torch.utils._pytree.tree_flatten(out)
     return [t.detach().clone() for t in leaves if isinstance(t, torch.Tensor)]
 
@@ -249,23 +314,32 @@ class _EvalMode:
             m.training = mode
 
 
-def _as_tuple(example_inputs) -> tuple:
+def _as_tuple(example_inputs):
+    """Positional inputs as a tuple; a dict of keyword inputs is kept as it is."""
     if isinstance(example_inputs, torch.Tensor):
         return (example_inputs,)
+    if isinstance(example_inputs, dict):
+        return example_inputs
     return tuple(example_inputs)
+
+
+TRACE_FAILURE = ("error", "warn")
 
 
 def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solver: str = "greedy",
                   metric: str = "l1", scope: str = "layer", time_limit: float | None = None, seed: int = 0,
                   mask: str = "global", layer_sparsity: Mapping[str, float] | None = None,
-                  on_unsupported: str = "error", graph: ChannelGraph | None = None,
+                  on_unsupported: str = "error", graph: ChannelGraph | None = None, tracer: str = "auto",
+                  permute_outputs: bool = False, on_trace_failure: str = "error",
                   **solver_options) -> PermuteReport:
     """Permute ``model``'s channels in place to help tile pruning; the function is unchanged.
 
     Parameters
     ----------
-    model : any ``torch.nn.Module``; parts torch.fx cannot trace are left alone
-    example_inputs : tensor or tuple of tensors, used to trace and for the output check
+    model : any ``torch.nn.Module`` (Hugging Face transformers included: see docs/models.md)
+    example_inputs : a tensor, a tuple of positional arguments, or a dict of keyword
+        arguments (``{"input_ids": ..., "attention_mask": ...}``); used to trace and
+        for the output check
     tile : ``(h, w)`` or ``"HxW"``; tiles larger than a matrix are zero-padded edge tiles
     sparsity : fraction of each matrix's tiles the problem prunes
     solver : any registered solver (``permsolve solvers``); ``identity`` changes nothing
@@ -278,14 +352,23 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
     on_unsupported : ``error`` (raise) or ``skip`` (leave the group unpermuted and
         say so) when the solver refuses a group's problem
     graph : a :func:`~permsolve.torch.graph.channel_graph` already built for this model
+    tracer : ``auto``, ``fx`` or ``export`` (see :func:`~permsolve.torch.graph.channel_graph`)
+    permute_outputs : explicit opt-in: channels that are model outputs (a
+        transformer's hidden states) may be permuted too; those outputs then come
+        back permuted (``report.output_perms`` says how) and the check allows for it
+    on_trace_failure : ``error`` (raise :class:`TraceError` when nothing can be
+        traced) or ``warn`` (warn and return a report that permuted nothing)
     **solver_options : passed to the solver
 
     Returns
     -------
-    :class:`PermuteReport`
+    :class:`PermuteReport`, with ``coverage`` (permuted / prunable weight matrices)
+    and every blocked group with its reasons.
 
     Raises
     ------
+    TraceError
+        if the model cannot be traced at all (``on_trace_failure="error"``).
     PermutationError
         if the eval-mode outputs on ``example_inputs`` change by more than
         ``1e-5 * max |output|``; the model's original state is restored first.
@@ -297,8 +380,8 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
     >>> model = zoo.load("mlp")
     >>> X = zoo.digits("val")[0][:64]
     >>> rep = permute_model(model, X, tile=(16, 16), sparsity=0.5)
-    >>> rep.retained_after >= rep.retained_before
-    True
+    >>> rep.retained_after >= rep.retained_before, rep.coverage
+    (True, 1.0)
     """
     t0 = time.perf_counter()
     tile = parse_tile(tile)
@@ -308,15 +391,25 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
         raise ValueError(f"metric {metric!r} needs gradients or activations; permute_model takes l1, l2")
     if on_unsupported not in ("error", "skip"):
         raise ValueError(f"on_unsupported must be 'error' or 'skip', got {on_unsupported!r}")
+    if on_trace_failure not in TRACE_FAILURE:
+        raise ValueError(f"on_trace_failure must be 'error' or 'warn', got {on_trace_failure!r}")
     if not 0.0 <= float(sparsity) <= 1.0:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
     solver_obj = get_solver(solver)(**solver_options)  # validates the name and options early
     example_inputs = _as_tuple(example_inputs)
     if graph is None:
-        graph = channel_graph(model, example_inputs)
-    report = PermuteReport(opaque=dict(graph.opaque))
+        graph = channel_graph(model, example_inputs, tracer=tracer, permute_outputs=permute_outputs)
+    prunable = list(prunable_layers(model))
+    report = PermuteReport(opaque=dict(graph.opaque), prunable=prunable, tracer=graph.tracer if graph.traced else "")
     if not graph.traced:
-        report.blocked.append(("<model>", [graph.opaque.get("", "not traceable")]))
+        why = graph.opaque.get("", "not traceable")
+        msg = f"{type(model).__name__} could not be traced, nothing was permuted: {why}"
+        if on_trace_failure == "error":
+            raise TraceError(msg + " (pass on_trace_failure='warn' to get an empty report instead)")
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        report.blocked.append(("<model>", [why]))
+        report.seconds = time.perf_counter() - t0
+        return report
     for g in graph.blocked_groups():
         if g.bindings:
             report.blocked.append((g.name, g.blocked))
@@ -325,6 +418,8 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
         before = _outputs(model, example_inputs)
     saved = copy.deepcopy(model.state_dict())
 
+    touched: set[str] = set()
+    out_idx: dict[int, tuple[int, np.ndarray]] = {}
     for g in sorted(graph.free_groups(), key=lambda g: g.order):
         members = [str(b) for b in g.bindings]
         try:
@@ -342,17 +437,32 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
         res = solve(problem, solver, time_limit=time_limit, seed=seed, **solver_options)
         (perm,) = res.perms.values()
         perm = np.asarray(perm, dtype=np.int64)
-        report.groups.append(GroupReport(g.name, g.size, members, solver, problem.evaluate(),
-                                         res.retained, problem.total, res.bound, res.seconds, perm))
-        apply_permutation(model, g, perm)
+        gr = GroupReport(g.name, g.size, members, solver, problem.evaluate(), res.retained, problem.total,
+                         res.bound, res.seconds, perm)
+        report.groups.append(gr)
+        if gr.permuted:
+            touched |= apply_permutation(model, g, perm)
+            for b in g.bindings:
+                if b.role == "output":
+                    leaf = int(b.param)
+                    dim, idx = out_idx.get(leaf, (b.dim, None))
+                    if idx is None:
+                        idx = np.arange(before[leaf].shape[b.dim])
+                    idx[b.offset:b.offset + b.n * b.unit] = b.offset + expand_perm(perm, b.unit)
+                    out_idx[leaf] = (dim, idx)
+    report.permuted = [n for n in prunable if n in touched]
+    report.output_perms = out_idx
+    expected = list(before)
+    for leaf, (dim, idx) in out_idx.items():
+        expected[leaf] = before[leaf].index_select(dim, torch.from_numpy(idx).to(before[leaf].device))
 
     with _EvalMode(model):
         after = _outputs(model, example_inputs)
-    scale = max((float(t.abs().max()) for t in before if t.numel()), default=0.0)
-    diff = max((float((a - b).abs().max()) for a, b in zip(after, before) if a.numel()), default=0.0)
+    scale = max((float(t.abs().max()) for t in expected if t.numel()), default=0.0)
+    diff = max((float((a - b).abs().max()) for a, b in zip(after, expected) if a.numel()), default=0.0)
     report.max_abs_diff, report.max_abs_output = diff, scale
     report.seconds = time.perf_counter() - t0
-    if len(after) != len(before) or diff > RTOL * scale:
+    if len(after) != len(expected) or diff > RTOL * scale:
         model.load_state_dict(saved)
         raise PermutationError(
             f"permuting changed the model's eval-mode outputs: max |diff| {diff:.3g} > {RTOL:g} * "

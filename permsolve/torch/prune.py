@@ -39,7 +39,8 @@ from torch.nn.utils import prune as tprune
 from ..masks import get_mask, n_pruned
 from ..metrics import importance as importance_of
 from ..problem import parse_tile, tile_scores
-from .permute import PermuteReport, _as_tuple, permute_model, weight_matrix
+from .graph import is_conv1d
+from .permute import PermuteReport, _as_tuple, permute_model, prunable_layers, weight_matrix
 
 __all__ = ["TilePruning", "prune_model", "PruneReport", "LayerReport", "prunable_layers", "tile_masks",
            "BUDGETS"]
@@ -139,12 +140,6 @@ class PruneReport:
 
     def __str__(self) -> str:
         return self.table()
-
-
-def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Every Linear and (non-transposed) Conv layer with a weight, by qualified name."""
-    return {name: m for name, m in model.named_modules()
-            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and getattr(m, "weight", None) is not None}
 
 
 def _expand(keep: np.ndarray, h: int, w: int, m: int, n: int) -> np.ndarray:
@@ -266,7 +261,8 @@ def prune_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solv
         m, n = W.shape
         elem = _expand(keep[name], h, w, m, n)
         imp = importance_of(W, metric)
-        t_mask = torch.from_numpy(elem.reshape(mod.weight.shape).astype(np.float32))
+        stored = elem.T if is_conv1d(mod) else elem   # GPT-2's Conv1D stores its weight (in, out)
+        t_mask = torch.from_numpy(np.ascontiguousarray(stored).reshape(mod.weight.shape).astype(np.float32))
         TilePruning.apply(mod, "weight", mask=t_mask)
         report.layers.append(LayerReport(name, (m, n), keep[name].size, int((~keep[name]).sum()),
                                          float(1.0 - elem.mean()), float(imp[elem].sum()), float(imp.sum())))
