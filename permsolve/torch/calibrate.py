@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .graph import channel_graph
+from .graph import channel_graph, is_conv1d, split_inputs
 from .permute import RTOL, PermutationError, _EvalMode, _outputs, apply_permutation
 from .prune import PruneReport, TilePruning, prunable_layers, prune_model
 
@@ -37,11 +37,12 @@ __all__ = ["input_norms", "prune_model_activation"]
 
 
 def _call(model: nn.Module, batch):
-    if isinstance(batch, Mapping):
-        return model(**batch)
-    if isinstance(batch, torch.Tensor):
-        return model(batch)
-    return model(*batch)
+    args, kwargs = split_inputs(dict(batch) if isinstance(batch, Mapping) else batch)
+    return model(*args, **kwargs)
+
+
+def _linear_like(mod: nn.Module) -> bool:
+    return isinstance(mod, nn.Linear) or is_conv1d(mod)
 
 
 def input_norms(model: nn.Module, batches: Iterable, *, layers: Mapping[str, nn.Module] | None = None,
@@ -84,7 +85,7 @@ def input_norms(model: nn.Module, batches: Iterable, *, layers: Mapping[str, nn.
     def hook(name, mod):
         def fn(_mod, args):
             x = args[0].detach().double()
-            if isinstance(mod, nn.Linear):
+            if _linear_like(mod):
                 x = x.reshape(-1, x.shape[-1]) if x.dim() > 1 else x.reshape(1, -1)
                 m = current.get("mask")
                 if m is not None and args[0].dim() == 3 and tuple(args[0].shape[:2]) == tuple(m.shape):
@@ -112,7 +113,7 @@ def input_norms(model: nn.Module, batches: Iterable, *, layers: Mapping[str, nn.
         if sums[name] is None:
             raise ValueError(f"layer {name} was not run by any calibration batch")
         rms = torch.sqrt(sums[name] / max(counts[name], 1)).cpu().numpy()
-        if not isinstance(mod, nn.Linear):
+        if not _linear_like(mod):
             rms = np.repeat(rms, int(np.prod(mod.weight.shape[2:])))
         out[name] = rms
     return out
@@ -127,11 +128,15 @@ def _scaled_copy(model: nn.Module, act_norms: Mapping[str, np.ndarray], layers) 
         p = mod._parameters.get("weight_orig", mod._parameters.get("weight"))
         a = torch.as_tensor(np.asarray(act_norms[name], dtype=np.float64), dtype=p.dtype, device=p.device)
         with torch.no_grad():
-            flat = p.view(p.shape[0], -1)
-            if a.shape != (flat.shape[1],):
-                raise ValueError(f"act_norms[{name!r}] has {a.numel()} entries, the weight has "
-                                 f"{flat.shape[1]} columns")
-            flat.mul_(a[None, :])
+            if is_conv1d(mod):   # weight stored (in, out): the matrix view's columns are its rows
+                flat, a_b = p, a[:, None]
+                ncols = p.shape[0]
+            else:
+                flat = p.view(p.shape[0], -1)
+                a_b, ncols = a[None, :], flat.shape[1]
+            if a.shape != (ncols,):
+                raise ValueError(f"act_norms[{name!r}] has {a.numel()} entries, the weight has {ncols} columns")
+            flat.mul_(a_b)
         if hasattr(mod, "weight_orig"):  # refresh the masked weight the pre-hook recomputes
             mod.weight = mod.weight_orig * mod.weight_mask
     return scaled
@@ -176,28 +181,14 @@ def prune_model_activation(model: nn.Module, example_inputs, *, act_norms: Mappi
     missing = sorted(set(layers) - set(act_norms))
     if missing:
         raise ValueError(f"act_norms lacks prunable layers: {', '.join(missing)}")
-    inputs = example_inputs if isinstance(example_inputs, (tuple, list, Mapping)) else (example_inputs,)
+    inputs = dict(example_inputs) if isinstance(example_inputs, Mapping) else example_inputs
     scaled = _scaled_copy(model, act_norms, layers)
     if solver != "identity" and kwargs.get("graph") is None:
-        kwargs["graph"] = channel_graph(model, tuple(inputs) if not isinstance(inputs, Mapping) else inputs)
+        kwargs["graph"] = channel_graph(model, inputs, permute_outputs=bool(kwargs.get("permute_outputs")))
     graph = kwargs.get("graph")
-    rep = prune_model(scaled, example_inputs, tile=tile, sparsity=sparsity, solver=solver, metric="l1", **kwargs)
+    rep = prune_model(scaled, inputs, tile=tile, sparsity=sparsity, solver=solver, metric="l1", **kwargs)
     if rep.permute is not None:
-        saved = copy.deepcopy(model.state_dict())
-        with _EvalMode(model):
-            before = _outputs_of(model, inputs)
-        by_name = {g.name: g for g in graph.groups}
-        for gr in rep.permute.groups:
-            if gr.perm is not None:
-                apply_permutation(model, by_name[gr.name], gr.perm)
-        with _EvalMode(model):
-            after = _outputs_of(model, inputs)
-        scale = max((float(t.abs().max()) for t in before if t.numel()), default=0.0)
-        diff = max((float((a - b).abs().max()) for a, b in zip(after, before) if a.numel()), default=0.0)
-        if len(after) != len(before) or not diff <= RTOL * scale:
-            model.load_state_dict(saved)
-            raise PermutationError(f"replaying the permutations changed the model's eval-mode outputs: "
-                                   f"max |diff| {diff:.3g} > {RTOL:g} * {scale:.3g}; the model was restored")
+        _replay(model, graph, rep.permute, inputs)
     smods = dict(scaled.named_modules())
     for name, mod in layers.items():
         TilePruning.apply(mod, "weight", mask=smods[name].weight_mask.detach().clone())
@@ -205,10 +196,27 @@ def prune_model_activation(model: nn.Module, example_inputs, *, act_norms: Mappi
     return rep
 
 
-def _outputs_of(model: nn.Module, inputs) -> list[torch.Tensor]:
-    if isinstance(inputs, Mapping):
-        with torch.no_grad():
-            out = model(**inputs)
-        leaves, _ = torch.utils._pytree.tree_flatten(out)
-        return [t.detach().clone() for t in leaves if isinstance(t, torch.Tensor)]
-    return _outputs(model, tuple(inputs))
+def _replay(model: nn.Module, graph, perm_report, inputs) -> None:
+    """Apply the permutations of ``perm_report`` (found on a scaled copy) to ``model``; check its outputs."""
+    saved = copy.deepcopy(model.state_dict())
+    with _EvalMode(model):
+        before = _outputs(model, inputs)
+    # permute_model reports one group per free group, in this order (group names need not be unique)
+    free = sorted(graph.free_groups(), key=lambda g: g.order)
+    if len(free) != len(perm_report.groups) or any(g.name != r.name or g.size != r.size
+                                                   for g, r in zip(free, perm_report.groups)):
+        raise RuntimeError("the permutation report does not match the channel graph's free groups")
+    for g, gr in zip(free, perm_report.groups):
+        if gr.permuted:
+            apply_permutation(model, g, gr.perm)
+    expected = list(before)
+    for leaf, (dim, idx) in perm_report.output_perms.items():   # outputs permuted on request
+        expected[leaf] = before[leaf].index_select(dim, torch.from_numpy(idx).to(before[leaf].device))
+    with _EvalMode(model):
+        after = _outputs(model, inputs)
+    scale = max((float(t.abs().max()) for t in expected if t.numel()), default=0.0)
+    diff = max((float((a - b).abs().max()) for a, b in zip(after, expected) if a.numel()), default=0.0)
+    if len(after) != len(expected) or not diff <= RTOL * scale:
+        model.load_state_dict(saved)
+        raise PermutationError(f"replaying the permutations changed the model's eval-mode outputs: "
+                               f"max |diff| {diff:.3g} > {RTOL:g} * {scale:.3g}; the model was restored")
