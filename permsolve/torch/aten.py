@@ -237,7 +237,8 @@ class _AtenBuilder:
         p = self.param(w)
         if p is None or p[1] != "weight" or p[0] not in self.modules:
             raise _Blocked(f"{self._where}: {kind} with a weight that is not a module's parameter")
-        self.calls[p[0]] = self.calls.get(p[0], 0) + 1
+        if kind != "embedding":   # a tied embedding is looked up, not applied: it may share a layer's weight
+            self.calls[p[0]] = self.calls.get(p[0], 0) + 1
         return p[0]
 
     def param_ref(self, x):

@@ -139,14 +139,22 @@ def _weight(mod: nn.Module) -> torch.Tensor:
     return w.detach()
 
 
-def weight_matrix(mod: nn.Module) -> np.ndarray:
-    """Matrix view ``(out, in*kh*kw)`` of a Linear/Conv weight (Conv1D: its transpose), as float64 numpy."""
+def weight_matrix(mod: nn.Module, rows: slice | None = None, cols: slice | None = None) -> np.ndarray:
+    """Matrix view ``(out, in*kh*kw)`` of a Linear/Conv weight (Conv1D: its transpose), as float64 numpy.
+
+    ``rows`` / ``cols``: only that block of the matrix view (converted alone, which is cheaper).
+    """
     w = _weight(mod)
     if hasattr(mod, "weight_orig") and hasattr(mod, "weight_mask"):
         w = (mod.weight_orig * mod.weight_mask).detach()
     if is_conv1d(mod):
         w = w.t()
-    return w.reshape(w.shape[0], -1).double().cpu().numpy()
+    w = w.reshape(w.shape[0], -1)
+    if rows is not None:
+        w = w[rows]
+    if cols is not None:
+        w = w[:, cols]
+    return w.double().cpu().numpy()
 
 
 def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -201,10 +209,11 @@ def apply_binding(mod: nn.Module, b: Binding, perm: np.ndarray) -> bool:
                 idx[b.offset:b.offset + b.n * b.unit] = elems
                 with torch.no_grad():
                     t.copy_(flat.index_select(1, torch.from_numpy(idx).to(t.device)).reshape(shape))
-            else:
-                idx = np.arange(t.shape[dim])
-                idx[b.offset:b.offset + b.n * b.unit] = elems
-                _permute_dim(t, dim, torch.from_numpy(idx))
+            else:   # only the bound range moves
+                part = t.narrow(dim, b.offset, b.n * b.unit)
+                local = torch.from_numpy(elems - b.offset).to(t.device)
+                with torch.no_grad():
+                    part.copy_(part.index_select(dim, local))
             wrote = True
     return wrote
 
@@ -258,6 +267,7 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
     ls = dict(layer_sparsity or {})
     members: list[Member] = []
     producers = {b.module for b in group.producers}
+    seen: set = set()
     for b in group.bindings:
         mod = prunable.get(b.module)
         if mod is None or b.role == "output" or (b.role == "channels" and b.param is not None):
@@ -269,14 +279,14 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
         s = _member_sparsity(ls.get(b.module, sparsity))
         rng = slice(b.offset, b.offset + b.n * b.unit)
         if b.role == "rows":
-            M = importance_of(weight_matrix(mod), metric)[rng]
+            M = importance_of(weight_matrix(mod, rows=rng), metric)
             members.append(Member(M, tile, s, mask, rows="perm", row_unit=b.unit, name=f"{b.module} rows"))
         elif scope == "layer":
             continue
         elif b.role == "cols":
             if b.module in producers:  # the same permutation on both axes: counted by its rows
                 continue
-            M = importance_of(weight_matrix(mod), metric)[:, rng]
+            M = importance_of(weight_matrix(mod, cols=rng), metric)
             members.append(Member(M, tile, s, mask, cols="perm", col_unit=b.unit, name=f"{b.module} cols"))
         elif b.role == "channels" and isinstance(mod, nn.modules.conv._ConvNd):
             M = importance_of(weight_matrix(mod), metric)[b.offset:b.offset + b.n]

@@ -1,0 +1,42 @@
+"""Tiny random-weight Hugging Face models built offline from config classes (test helpers)."""
+import torch
+
+transformers = __import__("transformers")
+
+
+def _ids(vocab, seed=0, shape=(2, 9)):
+    return torch.randint(0, vocab, shape, generator=torch.Generator().manual_seed(seed))
+
+
+def build(name: str, seed: int = 0):
+    """``(model, example_inputs)`` for a tiny random model of the named architecture."""
+    T = transformers
+    torch.manual_seed(seed)
+    if name == "bert":
+        cfg = T.BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=32, num_labels=3)
+        m = T.BertForSequenceClassification(cfg)
+        ids = _ids(120, seed)
+        mask = torch.ones_like(ids)
+        mask[1, -3:] = 0
+        return m.eval(), {"input_ids": ids, "attention_mask": mask}
+    if name == "gpt2":
+        cfg = T.GPT2Config(vocab_size=120, n_embd=32, n_layer=2, n_head=4, n_positions=32)
+        return T.GPT2LMHeadModel(cfg).eval(), {"input_ids": _ids(120, seed), "use_cache": False}
+    if name == "llama":
+        cfg = T.LlamaConfig(vocab_size=120, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)
+        return T.LlamaForCausalLM(cfg).eval(), {"input_ids": _ids(120, seed), "use_cache": False}
+    if name == "vit":
+        cfg = T.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                          image_size=16, patch_size=4, num_labels=3)
+        g = torch.Generator().manual_seed(seed)
+        return T.ViTForImageClassification(cfg).eval(), {"pixel_values": torch.randn(2, 3, 16, 16, generator=g)}
+    if name == "convnext":
+        cfg = T.ConvNextConfig(num_stages=2, hidden_sizes=[16, 32], depths=[1, 1], num_labels=3, image_size=32)
+        g = torch.Generator().manual_seed(seed)
+        return T.ConvNextForImageClassification(cfg).eval(), {"pixel_values": torch.randn(2, 3, 32, 32, generator=g)}
+    raise KeyError(name)
+
+
+NAMES = ["bert", "gpt2", "llama", "vit", "convnext"]
