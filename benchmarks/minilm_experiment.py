@@ -60,7 +60,8 @@ def key(r) -> tuple:
 
 
 def sens_key(c) -> str:
-    return f"{c['tile']}|{float(c['sparsity']):.2f}|{c['metric']}"
+    """One scan per tile and importance (at the largest sparsity of the grid), used for every sparsity."""
+    return f"{c['tile']}|{c['metric']}"
 
 
 # ------------------------------------------------------------------ the grid
@@ -84,9 +85,11 @@ def grid(args) -> dict[str, list[dict]]:
     sens_tasks, sens = [], []
     if args.sensitivity:
         for tile in args.tiles:
+            for metric in args.metrics:
+                sens_tasks.append({"tile": tile, "sparsity": f"{max(args.sparsities):.2f}", "metric": metric})
+        for tile in args.tiles:
             for s in args.sparsities:
                 for metric in args.metrics:
-                    sens_tasks.append({"tile": tile, "sparsity": f"{s:.2f}", "metric": metric})
                     for solver in args.sens_solvers:
                         sens.append(cell("sensitivity", tile, s, "sensitivity", metric, solver,
                                          "-" if solver == "identity" else "layer"))
@@ -367,6 +370,10 @@ def run(args) -> None:
         if submit is not None:
             pool.shutdown()
     wall = time.perf_counter() - t_start
+    import resource
+
+    cpu = sum(getattr(resource.getrusage(w), a) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for a in ("ru_utime", "ru_stime"))
     with (out / "results.csv").open("w", newline="") as fo:
         wf = csv.DictWriter(fo, FIELDS)
         wf.writeheader()
@@ -378,7 +385,7 @@ def run(args) -> None:
     partial.unlink()
     if sens_partial.exists():
         sens_partial.unlink()
-    write_run(args, out, len(all_cells) + len(g["sens_tasks"]), n_todo, wall, load0, os.getloadavg())
+    write_run(args, out, len(all_cells) + len(g["sens_tasks"]), n_todo, wall, cpu, load0, os.getloadavg())
 
 
 def _allocation(cfg, sens, opts) -> dict:
@@ -420,7 +427,7 @@ def worker_opts(args) -> dict:
             "distill_lr": args.distill_lr, "distill_batch": args.distill_batch, "sens_power": args.sens_power}
 
 
-def write_run(args, out: Path, n_jobs: int, n_run: int, wall: float, load0, load1) -> None:
+def write_run(args, out: Path, n_jobs: int, n_run: int, wall: float, cpu: float, load0, load1) -> None:
     import torch
     import transformers
 
@@ -433,6 +440,8 @@ def write_run(args, out: Path, n_jobs: int, n_run: int, wall: float, load0, load
         f"jobs: {args.jobs} process(es) x {args.threads} torch thread(s); cpus: {os.cpu_count()}\n"
         f"configurations and scans: {n_jobs} ({n_run} run now)\n"
         f"wall seconds (this invocation): {wall:.0f}\n"
+        f"cpu seconds (this process and its workers, user + system): {cpu:.0f}, i.e. {cpu / 2:.0f} s of wall "
+        f"on 2 otherwise idle cores\n"
         f"load average at start: {' '.join(f'{x:.2f}' for x in load0)}; at end: "
         f"{' '.join(f'{x:.2f}' for x in load1)}\n"
         f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}\n"
@@ -695,18 +704,18 @@ def main(argv=None) -> int:
     ap.add_argument("--heldout", type=int, default=0, help="use the first N held-out paragraphs (0: all)")
     ap.add_argument("--calib", type=int, default=0, help="use the first N train paragraphs (0: all)")
     ap.add_argument("--no-sensitivity", dest="sensitivity", action="store_false")
-    ap.add_argument("--sens-n", type=int, default=48, help="dev paragraphs (<= 64 tokens) for the sensitivity scans")
+    ap.add_argument("--sens-n", type=int, default=32, help="dev paragraphs (<= 64 tokens) for the sensitivity scans")
     ap.add_argument("--sens-power", type=float, default=0.5, help="allocate_sparsity's power")
     ap.add_argument("--sens-solvers", nargs="+", default=["identity", "greedy"])
-    ap.add_argument("--residual-tiles", nargs="+", default=["16x16", "32x1"],
+    ap.add_argument("--residual-tiles", nargs="*", default=["16x16", "32x1"],
                     help="phase residual: the residual stream permuted too (hidden states come back permuted)")
     ap.add_argument("--residual-sparsities", nargs="+", type=float, default=[0.5])
     ap.add_argument("--residual-solvers", nargs="+", default=["greedy"])
     ap.add_argument("--residual-scopes", nargs="+", default=["group"], choices=["layer", "group"])
-    ap.add_argument("--distill-steps", type=int, default=60, help="0: no distillation phase")
+    ap.add_argument("--distill-steps", type=int, default=40, help="0: no distillation phase")
     ap.add_argument("--distill-lr", type=float, default=5e-4)
     ap.add_argument("--distill-batch", type=int, default=8)
-    ap.add_argument("--distill-tiles", nargs="+", default=["16x16", "32x1", "1x1"])
+    ap.add_argument("--distill-tiles", nargs="*", default=["16x16", "32x1", "1x1"])
     ap.add_argument("--distill-sparsities", nargs="+", type=float, default=[0.5])
     ap.add_argument("--distill-solvers", nargs="+", default=["identity", "greedy"])
     ap.add_argument("--distill-budget", default="layer", choices=["layer", "global"])
