@@ -357,14 +357,12 @@ def run(args) -> None:
                                       initargs=(opts,))
         submit = pool.submit
     try:
-        # phase 1: the sensitivity scans, then the few cells of the other studies (so that an interrupted run
-        # has some of each), then the one-shot grid, largest sparsity first
-        first = [c for c in todo1 if c["phase"] != "oneshot"]
-        first += [c for c in g["sensitivity"] if key(c) not in done and sens_key(c) in sens]
-        rest = sorted((c for c in todo1 if c["phase"] == "oneshot"), key=lambda c: -float(c["sparsity"]))
+        # phase 1: the sensitivity scans, then every cell whose scan is there, most telling first (see
+        # _priority), so that an interrupted run has some of each study
+        ready = todo1 + [c for c in g["sensitivity"] if key(c) not in done and sens_key(c) in sens]
+        ready.sort(key=lambda c: _priority(c, max(args.sparsities)))
         jobs = [("sens", t, None) for t in todo_s]
-        jobs += [("cell", c, _allocation(c, sens, opts) if c["phase"] == "sensitivity" else None) for c in first]
-        jobs += [("cell", c, None) for c in rest]
+        jobs += [("cell", c, _allocation(c, sens, opts) if c["phase"] == "sensitivity" else None) for c in ready]
         _run_jobs(jobs, submit, record)
         # phase 2: cells with the sensitivity allocation (need the scans)
         if g["sensitivity"]:
@@ -392,6 +390,20 @@ def run(args) -> None:
     if sens_partial.exists():
         sens_partial.unlink()
     write_run(args, out, len(all_cells) + len(g["sens_tasks"]), n_todo, wall, cpu, load0, os.getloadavg())
+
+
+def _priority(c: dict, s_max: float) -> int:
+    """Order of the jobs (stable within a level): distillation and residual cells, the one-shot cells at the
+    largest sparsity with per-layer budgets (the probe's setting), the sensitivity cells without
+    permutation there, the rest of the largest sparsity, the rest."""
+    top = abs(float(c["sparsity"]) - s_max) < 1e-9
+    if c["phase"] in ("distill", "residual"):
+        return 0
+    if c["phase"] == "oneshot" and top and c["budget"] == "layer":
+        return 1
+    if c["phase"] == "sensitivity" and top and c["solver"] == "identity":
+        return 2
+    return 3 if top else 4
 
 
 def _allocation(cfg, sens, opts) -> dict:
