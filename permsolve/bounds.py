@@ -61,11 +61,12 @@ def member_bound(member: "Member") -> float:
     """Upper bound on the member's retained importance over its free axes."""
     S, (h, w), s, mask = member.importance, member.tile, member.sparsity, member.mask
     mb, nb = member.grid
-    if member.rows is None and member.cols is None:
+    free = member.free_axes          # axes whose order cannot matter (N:M rows) count as fixed
+    if not free:
         return mask.retained(tile_scores(S, h, w), s)
-    if member.cols is None:
+    if free == {"rows"}:
         b = mask.bound_free_rows(row_profile(S, w), h, mb, s)
-    elif member.rows is None:
+    elif free == {"cols"}:
         b = mask.bound_free_cols(col_profile(S, h), w, nb, s)
     else:
         b = mask.bound_free_both(S, h, w, s)

@@ -34,9 +34,9 @@ import numpy as np
 
 from .bounds import member_bound
 from .masks import Mask, get_mask
-from .tiles import expand_perm, parse_tile, tile_scores
+from .tiles import LAYOUTS, expand_perm, parse_tile, tile_scores, unit_positions
 
-__all__ = ["Member", "TileProblem", "AXES", "parse_tile", "expand_perm", "tile_scores"]
+__all__ = ["Member", "TileProblem", "AXES", "parse_tile", "expand_perm", "unit_positions", "tile_scores"]
 
 AXES = ("rows", "cols", "both")
 
@@ -48,26 +48,41 @@ class Member:
     Parameters
     ----------
     importance : (m, n) array, finite and >= 0
-    tile : (h, w)
-    sparsity : fraction of this matrix's tiles to prune, in [0, 1)
-    mask : mask family name or :class:`~permsolve.masks.Mask`
+    tile : (h, w); for a mask family that fixes it (N:M: 1x1) it may be omitted
+    sparsity : fraction of this matrix's tiles to prune, in [0, 1); for a mask
+        family that fixes it (N:M: ``1 - N/M``) it may be omitted
+    mask : mask spec (``"global"``, ``"row-balanced"``, ``"2:4"``) or :class:`~permsolve.masks.Mask`
     rows, cols : name of the permutation acting on this axis, or None (fixed)
     row_unit, col_unit : indices that move together on that axis
+    row_layout, col_layout : how a unit's indices lie on that axis, ``"contiguous"``
+        or ``"strided"`` (see :func:`permsolve.tiles.unit_positions`)
     name : label for reports
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = Member(np.ones((4, 8)), mask="2:4", cols="c")
+    >>> m.tile, m.sparsity, m.n_kept
+    ((1, 1), 0.5, 16)
     """
 
     importance: np.ndarray
-    tile: tuple[int, int]
-    sparsity: float
+    tile: tuple[int, int] | None = None
+    sparsity: float | None = None
     mask: Mask | str = "global"
     rows: str | None = None
     cols: str | None = None
     row_unit: int = 1
     col_unit: int = 1
     name: str = ""
+    row_layout: str = "contiguous"
+    col_layout: str = "contiguous"
 
     def __post_init__(self):
-        S = np.asarray(self.importance, dtype=np.float64)
+        S = np.asarray(self.importance)
+        if S.dtype.kind not in "biuf":
+            raise ValueError(f"importance must be real numbers, got dtype {S.dtype}")
+        S = S.astype(np.float64, copy=False)
         if S.ndim != 2:
             raise ValueError(f"importance must be a 2-D matrix, got shape {S.shape}")
         if S.size == 0:
@@ -77,17 +92,36 @@ class Member:
         if (S < 0).any():
             raise ValueError("importance must be >= 0 (use a metric such as l1)")
         self.importance = S
-        self.tile = parse_tile(self.tile)
-        if not (0.0 <= float(self.sparsity) < 1.0):
-            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
-        self.sparsity = float(self.sparsity)
         self.mask = get_mask(self.mask)
+        fixed_tile, fixed_s = self.mask.fixed_tile, self.mask.fixed_sparsity
+        if self.tile is None:
+            if fixed_tile is None:
+                raise ValueError(f"mask {self.mask} needs a tile shape")
+            self.tile = fixed_tile
+        self.tile = parse_tile(self.tile)
+        if fixed_tile is not None and self.tile != fixed_tile:
+            raise ValueError(f"mask {self.mask} works on {fixed_tile[0]}x{fixed_tile[1]} tiles, "
+                             f"got {self.tile[0]}x{self.tile[1]}")
+        if self.sparsity is None:
+            if fixed_s is None:
+                raise ValueError(f"mask {self.mask} needs a sparsity")
+            self.sparsity = fixed_s
+        s = float(self.sparsity)
+        if not (0.0 <= s < 1.0):
+            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
+        if fixed_s is not None and abs(s - fixed_s) > 1e-12:
+            raise ValueError(f"mask {self.mask} implies sparsity {fixed_s:g}, got {s:g}")
+        self.sparsity = s
+        self.mask.check_grid(*self.grid)
         if self.rows is not None and self.rows == self.cols:
             raise ValueError("one permutation cannot act on both axes of the same matrix")
         m, n = S.shape
-        for size, unit, axis in ((m, self.row_unit, "rows"), (n, self.col_unit, "cols")):
+        for size, unit, axis, layout in ((m, self.row_unit, "rows", self.row_layout),
+                                         (n, self.col_unit, "cols", self.col_layout)):
             if unit < 1 or size % unit:
                 raise ValueError(f"{axis} unit {unit} does not divide {size}")
+            if layout not in LAYOUTS:
+                raise ValueError(f"{axis} layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -106,10 +140,16 @@ class Member:
     def permuted(self, perms: Mapping[str, np.ndarray]) -> np.ndarray:
         S = self.importance
         if self.rows is not None:
-            S = S[expand_perm(perms[self.rows], self.row_unit)]
+            S = S[expand_perm(perms[self.rows], self.row_unit, self.row_layout)]
         if self.cols is not None:
-            S = S[:, expand_perm(perms[self.cols], self.col_unit)]
+            S = S[:, expand_perm(perms[self.cols], self.col_unit, self.col_layout)]
         return S
+
+    @property
+    def free_axes(self) -> frozenset[str]:
+        """Axes bound to a permutation whose order can change this member's value."""
+        axes = {a for a, p in (("rows", self.rows), ("cols", self.cols)) if p is not None}
+        return frozenset(axes) - self.mask.invariant_axes
 
     def tile_scores(self, perms: Mapping[str, np.ndarray]) -> np.ndarray:
         return tile_scores(self.permuted(perms), *self.tile)
@@ -161,12 +201,24 @@ class TileProblem:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def from_matrix(cls, S: np.ndarray, *, tile, sparsity: float, mask: str | Mask = "global",
-                    axis: str = "rows", name: str = "") -> "TileProblem":
+    def from_matrix(cls, S: np.ndarray, *, tile=None, sparsity: float | None = None,
+                    mask: str | Mask = "global", axis: str | None = None, name: str = "") -> "TileProblem":
         """One matrix, permuted on ``axis`` (``rows``, ``cols`` or ``both``).
 
-        The permutations are named ``"row"`` and ``"col"``.
+        The permutations are named ``"row"`` and ``"col"``.  ``axis`` defaults
+        to ``"rows"`` (TileTrans), or to ``"cols"`` for a mask whose value rows
+        cannot change (N:M); ``tile`` and ``sparsity`` may be omitted when the
+        mask fixes them.
+
+        Examples
+        --------
+        >>> p = TileProblem.from_matrix(np.random.default_rng(0).random((8, 8)), mask="2:4")
+        >>> p.axis, p.perm_names, p.members[0].sparsity
+        ('cols', ['col'], 0.5)
         """
+        mask = get_mask(mask)
+        if axis is None:
+            axis = "cols" if "rows" in mask.invariant_axes else "rows"
         if axis not in AXES:
             raise ValueError(f"axis must be one of {', '.join(AXES)}, got {axis!r}")
         mem = Member(S, tile, sparsity, mask,
@@ -226,5 +278,5 @@ class TileProblem:
         for m in self.members:
             h, w = m.tile
             parts.append(f"{m.name or 'matrix'} {m.shape[0]}x{m.shape[1]} tile {h}x{w} "
-                         f"s={m.sparsity:g} mask={m.mask.name} rows={m.rows} cols={m.cols}")
+                         f"s={m.sparsity:g} mask={m.mask} rows={m.rows} cols={m.cols}")
         return "; ".join(parts)

@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -24,9 +25,14 @@ import numpy as np
 from .problem import TileProblem
 from .result import REL_TOL, Run, SolveResult
 
-__all__ = ["Solver", "register", "get_solver", "solvers", "available_solvers", "solve", "SOLVERS"]
+__all__ = ["Solver", "register", "get_solver", "solvers", "available_solvers", "solve", "SOLVERS",
+           "ENTRY_POINT_GROUP", "load_plugins"]
 
 SOLVERS: dict[str, type["Solver"]] = {}
+
+#: entry-point group through which an installed package adds solvers (see :func:`load_plugins`)
+ENTRY_POINT_GROUP = "permsolve.solvers"
+_plugins_loaded = False
 
 
 class Solver:
@@ -109,6 +115,67 @@ def register(cls: type[Solver]) -> type[Solver]:
 
 def _load() -> None:
     import permsolve.solvers  # noqa: F401  (registers the built-in solvers)
+
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True      # set first: a plugin that lists the solvers while loading must not recurse
+        load_plugins()
+
+
+def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
+    """Load the solvers that installed packages declare as entry points of ``group``.
+
+    A third-party package registers a solver without editing permsolve by
+    declaring, in its ``pyproject.toml``::
+
+        [project.entry-points."permsolve.solvers"]
+        mysolver = "mypackage.solver:MySolver"
+
+    The object may be a :class:`Solver` subclass (it is registered here, if its
+    module did not already do so with :func:`register`) or a module whose
+    import registers its solvers.  A plugin that fails to import, names
+    something else, or clashes with a registered name gives a
+    ``RuntimeWarning`` naming it and is skipped; it never breaks the registry.
+    The registry calls this once, the first time a solver is looked up.
+
+    Parameters
+    ----------
+    group : str
+        the entry-point group to read
+
+    Returns
+    -------
+    list of str
+        the names of the entry points that loaded
+
+    Examples
+    --------
+    >>> load_plugins("permsolve.no-such-group")
+    []
+    """
+    import types
+    from importlib.metadata import entry_points
+
+    try:
+        eps = entry_points(group=group)
+    except Exception as e:  # pragma: no cover - a broken metadata directory on sys.path
+        warnings.warn(f"permsolve: could not read the {group!r} entry points: {type(e).__name__}: {e}",
+                      RuntimeWarning, stacklevel=2)
+        return []
+    loaded = []
+    for ep in eps:
+        try:
+            obj = ep.load()
+            if isinstance(obj, type) and issubclass(obj, Solver):
+                register(obj)
+            elif not isinstance(obj, types.ModuleType):
+                raise TypeError(f"{ep.value} is neither a Solver subclass nor a module")
+        except Exception as e:
+            warnings.warn(f"permsolve: solver plugin {ep.name!r} ({ep.value}) failed to load and is skipped: "
+                          f"{type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+            continue
+        loaded.append(ep.name)
+    return loaded
 
 
 def solvers() -> dict[str, type[Solver]]:

@@ -15,7 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["parse_tile", "expand_perm", "tile_scores"]
+__all__ = ["parse_tile", "expand_perm", "unit_positions", "tile_scores", "LAYOUTS"]
+
+#: how the elements of one unit of a binding lie along its axis (see :func:`unit_positions`)
+LAYOUTS = ("contiguous", "strided")
 
 
 def parse_tile(tile: str | Sequence[int]) -> tuple[int, int]:
@@ -34,12 +37,44 @@ def parse_tile(tile: str | Sequence[int]) -> tuple[int, int]:
     return h, w
 
 
-def expand_perm(perm: np.ndarray, unit: int) -> np.ndarray:
-    """Index array over elements for a permutation over units of size ``unit``."""
+def unit_positions(P: int, unit: int, layout: str = "contiguous") -> np.ndarray:
+    """Element indices of each of ``P`` units of ``unit`` elements: an int array ``(P, unit)``.
+
+    ``"contiguous"``: unit ``q`` holds ``q*unit ... q*unit + unit - 1`` (a conv
+    weight viewed as ``(C_out, C_in*kh*kw)``: one input channel's ``kh*kw``
+    columns).  ``"strided"``: unit ``q`` holds ``q, q + P, q + 2P, ...`` (a conv
+    weight viewed as ``(C_out, kh*kw*C_in)``, the layout N:M kernels use).
+
+    Examples
+    --------
+    >>> unit_positions(3, 2).tolist(), unit_positions(3, 2, "strided").tolist()
+    ([[0, 1], [2, 3], [4, 5]], [[0, 3], [1, 4], [2, 5]])
+    """
+    if layout == "contiguous":
+        return np.arange(P * unit, dtype=np.int64).reshape(P, unit)
+    if layout == "strided":
+        return np.arange(P * unit, dtype=np.int64).reshape(unit, P).T.copy()
+    raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+
+
+def expand_perm(perm: np.ndarray, unit: int, layout: str = "contiguous") -> np.ndarray:
+    """Index array over elements for a permutation over units of size ``unit``.
+
+    Position ``p`` of the permutation receives unit ``perm[p]``: element ``e``
+    of that unit moves to element ``e`` of position ``p`` (see :func:`unit_positions`).
+
+    Examples
+    --------
+    >>> expand_perm([1, 0], 2).tolist(), expand_perm([1, 0], 2, "strided").tolist()
+    ([2, 3, 0, 1], [1, 0, 3, 2])
+    """
     perm = np.asarray(perm, dtype=np.int64)
     if unit == 1:
         return perm
-    return (perm[:, None] * unit + np.arange(unit)).ravel()
+    pos = unit_positions(len(perm), unit, layout)
+    idx = np.empty(len(perm) * unit, dtype=np.int64)
+    idx[pos.ravel()] = pos[perm].ravel()
+    return idx
 
 
 def tile_scores(P: np.ndarray, h: int, w: int) -> np.ndarray:

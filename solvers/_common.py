@@ -8,7 +8,7 @@ from scipy.optimize import linear_sum_assignment
 
 from permsolve.bounds import col_profile, row_profile
 from permsolve.problem import TileProblem
-from permsolve.tiles import expand_perm
+from permsolve.tiles import expand_perm, unit_positions
 
 __all__ = ["l1_order", "greedy_perms", "placement_gain", "assignment_step"]
 
@@ -16,8 +16,10 @@ __all__ = ["l1_order", "greedy_perms", "placement_gain", "assignment_step"]
 def _unit_sums(member, axis: str) -> np.ndarray:
     S = member.importance
     if axis == "rows":
-        return S.sum(axis=1).reshape(-1, member.row_unit).sum(axis=1)
-    return S.sum(axis=0).reshape(-1, member.col_unit).sum(axis=1)
+        v, u, lay = S.sum(axis=1), member.row_unit, member.row_layout
+    else:
+        v, u, lay = S.sum(axis=0), member.col_unit, member.col_layout
+    return v[unit_positions(v.size // u, u, lay)].sum(axis=1)
 
 
 def l1_order(problem: TileProblem, name: str) -> np.ndarray:
@@ -56,9 +58,10 @@ def position_classes(problem: TileProblem, name: str) -> np.ndarray:
     P = problem.perm_sizes[name]
     keys = []
     for mem in problem.members:
-        for bound, unit, blk in ((mem.rows, mem.row_unit, mem.tile[0]), (mem.cols, mem.col_unit, mem.tile[1])):
+        for bound, unit, lay, blk in ((mem.rows, mem.row_unit, mem.row_layout, mem.tile[0]),
+                                      (mem.cols, mem.col_unit, mem.col_layout, mem.tile[1])):
             if bound == name:
-                keys.append((np.arange(P)[:, None] * unit + np.arange(unit)) // blk)
+                keys.append(unit_positions(P, unit, lay) // blk)
     if not keys:
         return np.zeros(P, dtype=np.int64)
     _, cls = np.unique(np.hstack(keys), axis=0, return_inverse=True)
@@ -80,18 +83,21 @@ def placement_gain(problem: TileProblem, perms: Mapping[str, np.ndarray], name: 
         h, w = mem.tile
         Mf = M.astype(np.float64)
         if mem.rows == name:
-            A = mem.importance if mem.cols is None else mem.importance[:, expand_perm(perms[mem.cols], mem.col_unit)]
+            A = mem.importance if mem.cols is None else \
+                mem.importance[:, expand_perm(perms[mem.cols], mem.col_unit, mem.col_layout)]
             V = row_profile(A, w) @ Mf.T            # V[r, a]: row r in tile row a
-            u, blk = mem.row_unit, h
+            u, lay, blk = mem.row_unit, mem.row_layout, h
         elif mem.cols == name:
-            A = mem.importance if mem.rows is None else mem.importance[expand_perm(perms[mem.rows], mem.row_unit)]
+            A = mem.importance if mem.rows is None else \
+                mem.importance[expand_perm(perms[mem.rows], mem.row_unit, mem.row_layout)]
             V = col_profile(A, h) @ Mf              # V[c, b]: column c in tile column b
-            u, blk = mem.col_unit, w
+            u, lay, blk = mem.col_unit, mem.col_layout, w
         else:
             continue
-        # element e of the unit at position p lands in block (p*u + e) // blk
-        blocks = (pos[:, None] * u + np.arange(u)) // blk     # (positions, u)
-        Vr = V.reshape(P, u, -1)
+        # element e of the unit at position p lands in block upos[p, e] // blk
+        upos = unit_positions(P, u, lay)
+        blocks = upos[pos] // blk                   # (positions, u)
+        Vr = V[upos]                                # (units, u, blocks): unit q's elements
         for e in range(u):
             G += Vr[:, e, :][:, blocks[:, e]]
     return G

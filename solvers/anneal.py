@@ -401,7 +401,10 @@ class Anneal(Solver):
             return why
         for m in problem.members:
             if not isinstance(m.mask, (GlobalMask, RowBalancedMask)):
-                return f"solver 'anneal' handles the global and row-balanced masks, not {m.mask.name!r}"
+                return f"solver 'anneal' handles the global and row-balanced masks, not {m.mask}"
+            for unit, layout in ((m.row_unit, m.row_layout), (m.col_unit, m.col_layout)):
+                if unit > 1 and layout != "contiguous":
+                    return f"solver 'anneal' moves contiguous units only, not {layout} ones ({m.name or 'matrix'})"
         return None
 
     # ------------------------------------------------------------------ solve

@@ -81,6 +81,7 @@ from ortools.sat.python import cp_model
 from scipy.optimize import linprog
 
 from permsolve.bounds import col_profile, row_profile
+from permsolve.masks import GlobalMask, RowBalancedMask
 from permsolve.problem import TileProblem
 from permsolve.registry import Solver, register
 
@@ -163,9 +164,9 @@ def block_model(problem: TileProblem) -> BlockModel:
     mem = problem.members[0]
     S, (h, w) = mem.importance, mem.tile
     mb, nb = mem.grid
+    if not isinstance(mem.mask, (GlobalMask, RowBalancedMask)):
+        raise ValueError(f"ilp does not know the mask family {mem.mask}")
     mask = mem.mask.name
-    if mask not in ("global", "row-balanced"):
-        raise ValueError(f"ilp does not know the mask family {mask!r}")
     if problem.axis == "rows":
         R, side, n_free, n_items = row_profile(S, w), h, mb, S.shape[0]
         balanced = "free" if mask == "row-balanced" else None
@@ -216,6 +217,17 @@ class ILP(Solver):
     anytime = True
     randomized = True
     axes = frozenset({"rows", "cols"})
+    #: the mask families this solver's programs encode
+    masks = (GlobalMask, RowBalancedMask)
+
+    def supports(self, problem):
+        why = super().supports(problem)
+        if why:
+            return why
+        for m in problem.members:
+            if not isinstance(m.mask, self.masks):
+                return f"solver 'ilp' encodes the global and row-balanced masks, not {m.mask}"
+        return None
 
     # ------------------------------------------------------------------ main
     def _solve(self, problem, run, rng):

@@ -1,4 +1,6 @@
 """Sensitivity allocation of per-layer sparsities, and parameter/MAC counting."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -76,12 +78,34 @@ def test_prune_model_sensitivity_budget_meets_global_sparsity(name, sparsity, ti
     from permsolve.torch import prune_model
 
     model = zoo.load(name)
-    alloc = sensitivity_allocation(model, sparsity)          # same seeds as prune_model uses
+    alloc = sensitivity_allocation(model, sparsity)          # measured here, by the caller
     rep = prune_model(model, zoo.digits("val")[0][:2], tile=tile, sparsity=sparsity, solver="identity",
-                      budget="sensitivity")
+                      budget="sensitivity", layer_sparsity=alloc)
     assert abs(rep.weight_sparsity - sparsity) <= 0.01
     # every layer's mask prunes its allocated share of tiles (up to rounding to whole tiles)
     for l in rep.layers:
         assert abs(l.tiles_pruned / l.tiles - alloc[l.name]) <= 1.0 / l.tiles + 1e-9, l.name
     if name == "resnet":   # block sensitivities differ a lot: the allocation is far from uniform
         assert max(alloc.values()) - min(alloc.values()) > 0.3
+
+
+def test_sensitivity_budget_needs_the_allocation():
+    from permsolve import zoo
+    from permsolve.torch import prune_model
+
+    with pytest.raises(ValueError, match="needs layer_sparsity"):
+        prune_model(zoo.load("mlp"), zoo.digits("val")[0][:2], tile=(8, 8), sparsity=0.5, solver="identity",
+                    budget="sensitivity", layer_sparsity={"fc1": 0.5})
+
+
+def test_prune_cli_measures_sensitivities_for_the_sensitivity_budget(tmp_path, capsys, one_thread):
+    from permsolve.cli import main
+
+    out = tmp_path / "mlp.pt"
+    assert main(["prune", "mlp", "--tile", "8x8", "--sparsity", "0.5", "--solver", "identity",
+                 "--budget", "sensitivity", "--out", str(out), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert abs(d["weight_sparsity"] - 0.5) <= 0.01
+    assert main(["prune", "permsolve.zoo.models:MLP", "--input-shape", "4,1,8,8", "--tile", "8x8",
+                 "--sparsity", "0.3", "--budget", "sensitivity", "--out", str(out)]) == 2
+    assert "needs a zoo model" in capsys.readouterr().err

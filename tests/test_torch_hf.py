@@ -13,7 +13,7 @@ from permsolve.torch.graph import channel_graph  # noqa: E402
 from permsolve.torch.permute import (TraceError, _outputs, apply_permutation, permute_model,  # noqa: E402
                                      prunable_layers)
 from permsolve.torch.prune import prune_model  # noqa: E402
-from tests.hf_models import NAMES, build  # noqa: E402
+from tests.hf_models import EXTRA, NAMES, build  # noqa: E402
 
 RTOL = 1e-5
 
@@ -35,12 +35,16 @@ def _bindings(g):
     return {grp.gid: sorted(str(b) for b in grp.bindings) for grp in g.free_groups()}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + EXTRA)
 def test_random_permutation_of_every_free_group_keeps_outputs(name):
     """Not just the solver's choice: any permutation of every free group at once must be exact."""
     model, inp = build(name)
+    if name.endswith("-eager"):
+        assert model.config._attn_implementation == "eager"
     g = channel_graph(model, inp)
     assert g.traced and g.tracer == "export" and len(g.free_groups()) >= 4
+    if name.endswith("-eager"):   # matmul attention gives the groups sdpa gives
+        assert len(g.free_groups()) == len(channel_graph(*build(name[:-6])).free_groups())
     before = _outputs(model, inp)
     rng = np.random.default_rng(1)
     for grp in g.free_groups():
@@ -252,3 +256,81 @@ def test_minilm_output_hidden_states_permuted_only_by_opt_in():
     assert float((out - ref[..., idx]).abs().max()) <= RTOL * float(ref.abs().max())
     inverse = np.argsort(idx)
     assert float((out[..., inverse] - ref).abs().max()) <= RTOL * float(ref.abs().max())
+
+
+def test_cli_prune_accepts_a_hugging_face_directory(tmp_path, capsys):
+    import json
+
+    import transformers
+
+    from permsolve.cli import main
+    from permsolve.cli.prune import _hf_model
+
+    model, _ = build("bert")
+    model.config.architectures = ["BertForSequenceClassification"]
+    cfg_dir = tmp_path / "config_only"
+    model.config.save_pretrained(cfg_dir)           # no weights: random init from the config
+    out = tmp_path / "pruned.pt"
+    rc = main(["prune", str(cfg_dir), "--tile", "8x8", "--sparsity", "0.5", "--out", str(out), "--json"])
+    assert rc == 0 and out.exists()
+    d = json.loads(capsys.readouterr().out)
+    assert d["permute"]["tracer"] == "export" and d["permute"]["coverage"] >= 0.8
+    assert abs(d["weight_sparsity"] - 0.5) < 0.1
+    w_dir = tmp_path / "with_weights"
+    model.save_pretrained(w_dir)                    # weights present: they are loaded
+    loaded, example = _hf_model(str(w_dir), None, seed=123)
+    assert isinstance(loaded, transformers.BertForSequenceClassification) and "input_ids" in example
+    assert torch.equal(loaded.bert.encoder.layer[0].intermediate.dense.weight,
+                       model.bert.encoder.layer[0].intermediate.dense.weight)
+    assert main(["prune", str(tmp_path), "--tile", "8x8", "--sparsity", "0.5", "--out", str(out)]) == 2
+
+
+class _ResNeXtBlock(nn.Module):
+    """Stem, one bottleneck with a grouped 3x3 conv (groups=4), residual add, pooled head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn0 = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.conv1, self.bn1 = nn.Conv2d(16, 32, 1), nn.BatchNorm2d(32)
+        self.conv2, self.bn2 = nn.Conv2d(32, 32, 3, padding=1, groups=4), nn.BatchNorm2d(32)
+        self.conv3, self.bn3 = nn.Conv2d(32, 16, 1), nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.bn0(self.stem(x)))
+        y = torch.relu(self.bn1(self.conv1(h)))
+        y = torch.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return self.fc(torch.relu(h + y).mean((2, 3)))
+
+
+def _resnext():
+    torch.manual_seed(0)
+    m = _ResNeXtBlock()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for bn in (m.bn0, m.bn1, m.bn2, m.bn3):
+            bn.running_mean.copy_(torch.randn(bn.num_features, generator=g))
+            bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+            bn.weight.copy_(torch.randn(bn.num_features, generator=g))
+    return m.eval(), torch.randn(2, 3, 8, 8, generator=g)
+
+
+def test_grouped_conv_permuted_within_its_groups():
+    model, x = _resnext()
+    g = channel_graph(model, x)                 # fx blocks grouped convs: auto takes the export graph
+    assert g.tracer == "export"
+    ins = [grp for grp in g.free_groups() if any(b.module == "conv2" and b.role == "cols" for b in grp.bindings)]
+    assert len(ins) == 4 and all(grp.size == 8 for grp in ins)
+    j1 = next(grp for grp in ins if "conv1 rows[8:+8x1]" in [str(b) for b in grp.bindings])
+    assert "conv2 cols[0:+8x9]@rows[8:+8]" in [str(b) for b in j1.bindings]
+    outs = [grp for grp in g.free_groups() if any(b.module == "conv2" and b.role == "rows" for b in grp.bindings)]
+    assert len(outs) == 4 and any("conv3 cols[24:+8x1]" in [str(b) for b in grp.bindings] for grp in outs)
+    before = _outputs(model, x)
+    rng = np.random.default_rng(0)
+    for grp in g.free_groups():
+        apply_permutation(model, grp, rng.permutation(grp.size))
+    assert _rel(_outputs(model, x), before) <= RTOL
+    model, x = _resnext()
+    rep = permute_model(model, x, tile=(4, 4), sparsity=0.5, solver="greedy")
+    assert "conv2" in rep.permuted and rep.coverage >= 0.8, rep.coverage_line()

@@ -10,8 +10,10 @@
   (median over seeds, shaded min-max), one panel per instance;
 * ``pareto.png``/``.svg``: time against gap for every solver and budget, with
   the Pareto front, one panel per instance family;
-* ``auto.json``: the best solver per instance size and budget, read by the
-  ``auto`` solver.
+* ``auto.json``: the best solver per instance (size, tile, sparsity, mask,
+  axis) and budget, the table of the ``auto`` solver; copy it to
+  ``permsolve/data/auto.json`` to ship it, or point ``$PERMSOLVE_AUTO_TABLE``
+  (or the solver's ``table`` option) at it.
 
 Gaps are relative: ``(best - value) / best`` with ``best`` the best value ever
 found for the instance (the manifest's, or a better one in the database), and
@@ -95,7 +97,8 @@ def summarise(rows: list[dict]) -> list[dict]:
     for (inst, solver, budget), rs in sorted(groups.items()):
         g = np.array([r["gap_best"] for r in rs])
         out.append({"instance": inst, "family": rs[0]["family"], "rows": rs[0]["rows"], "cols": rs[0]["cols"],
-                    "tile": rs[0]["tile"], "solver": solver, "budget": budget, "runs": len(rs),
+                    "tile": rs[0]["tile"], **{k: rs[0][k] for k in ("sparsity", "mask", "axis") if k in rs[0]},
+                    "solver": solver, "budget": budget, "runs": len(rs),
                     "fraction": float(np.median([r["fraction"] for r in rs])),
                     "gap_bound": float(np.median([r["gap_bound"] for r in rs])),
                     "gap_best": float(np.median(g)), "gap_best_min": float(g.min()), "gap_best_max": float(g.max()),
@@ -400,7 +403,9 @@ def auto_table(summary) -> dict:
     for (inst, budget), ss in sorted(groups.items()):
         ss = sorted(ss, key=lambda s: (round(s["gap_best"], 9), s["seconds"]))
         entries.append({"instance": inst, "family": ss[0]["family"], "rows": ss[0]["rows"], "cols": ss[0]["cols"],
-                        "tile": ss[0]["tile"], "budget": budget,
+                        "tile": ss[0]["tile"],
+                        **{k: ss[0][k] for k in ("sparsity", "mask", "axis") if ss[0].get(k) is not None},
+                        "budget": budget,
                         "ranking": [[s["solver"], s["gap_best"], s["seconds"]] for s in ss]})
     return {"about": "best solver per instance and time budget (gap to best known, median seconds); "
                      "written by `permsolve report`, read by the auto solver",

@@ -1,18 +1,24 @@
 """``permsolve prune``: permute and tile-prune a PyTorch model, save the pruned state dict.
 
 ``permsolve prune MODEL [--checkpoint PATH] --tile HxW --sparsity S [--solver NAME]
-[--budget global|layer|sensitivity] [--scope layer|group] [--metric l1|l2] [--time-limit SECONDS]
+[--budget global|layer|sensitivity] [--scope layer|group|joint] [--metric l1|l2] [--time-limit SECONDS]
 [--seed N] [--input-shape 1,3,32,32] --out PATH [--keep-masks] [--json]``
 
 MODEL is a zoo name (``permsolve zoo``; its shipped checkpoint is used and its
-validation accuracy is printed before and after) or ``module:factory``, a
+validation accuracy is printed before and after), ``module:factory``, a
 callable returning an ``nn.Module`` (then ``--input-shape`` gives the example
-input used to trace the model and check the permutation).
+input used to trace the model and check the permutation), or a directory
+holding a Hugging Face ``config.json`` (loaded offline with ``transformers``:
+with its weights when the directory has them, else a seeded random
+initialisation from the config; ``--input-shape`` is the ``batch,tokens`` of
+random ``input_ids``, default ``2,16``, or the shape of ``pixel_values`` for a
+vision model).
 """
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 
 from . import UsageError
@@ -22,13 +28,13 @@ def add_parser(sub):
     p = sub.add_parser("prune", help="permute and tile-prune a PyTorch model",
                        description="Permute channels (any solver), tile-prune every Linear/Conv weight, "
                                    "save the pruned state dict.")
-    p.add_argument("model", metavar="MODEL", help="zoo name or module:factory")
+    p.add_argument("model", metavar="MODEL", help="zoo name, module:factory, or a Hugging Face model directory")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="state dict to load (zoo: the shipped one)")
     p.add_argument("--tile", required=True, metavar="HxW")
     p.add_argument("--sparsity", required=True, type=float, metavar="S", help="fraction of tiles pruned")
     p.add_argument("--solver", default="greedy", metavar="NAME", help="identity = plain tile pruning")
     p.add_argument("--budget", default="global", choices=["global", "layer", "sensitivity"])
-    p.add_argument("--scope", default="layer", choices=["layer", "group"])
+    p.add_argument("--scope", default="layer", choices=["layer", "group", "joint"])
     p.add_argument("--metric", default="l1", choices=["l1", "l2"])
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="per channel group")
     p.add_argument("--seed", type=int, default=0, metavar="N")
@@ -54,6 +60,51 @@ def _factory(spec: str):
         raise UsageError(f"module {mod_name!r} has no {attr!r}") from None
 
 
+def _is_hf_dir(spec: str) -> bool:
+    return os.path.isfile(os.path.join(spec, "config.json"))
+
+
+def _hf_model(path: str, input_shape: str | None, seed: int):
+    """A Hugging Face model from a local directory (offline) and an example input for it."""
+    import inspect
+
+    import torch
+    try:
+        import transformers
+    except ImportError:
+        raise UsageError("a Hugging Face model directory needs the transformers package") from None
+    try:
+        cfg = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+    except Exception as e:  # noqa: BLE001 - a bad config is the user's input
+        raise UsageError(f"cannot read {os.path.join(path, 'config.json')}: {e}") from None
+    arch = (getattr(cfg, "architectures", None) or [None])[0]
+    cls = getattr(transformers, arch, None) if arch else None
+    cls = cls or transformers.AutoModel
+    has_weights = any(os.path.exists(os.path.join(path, f)) for f in
+                      ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"))
+    torch.manual_seed(seed)
+    try:
+        model = (cls.from_pretrained(path, local_files_only=True) if has_weights
+                 else (cls.from_config(cfg) if cls is transformers.AutoModel else cls(cfg)))
+    except Exception as e:  # noqa: BLE001
+        raise UsageError(f"cannot build {arch or 'a model'} from {path}: {e}") from None
+    gen = torch.Generator().manual_seed(seed)
+    try:
+        shape = tuple(int(s) for s in (input_shape or "").split(",")) if input_shape else None
+    except ValueError:
+        raise UsageError(f"--input-shape must be comma-separated ints, got {input_shape!r}") from None
+    if model.main_input_name == "pixel_values":
+        size = getattr(cfg, "image_size", 224)
+        shape = shape or (2, getattr(cfg, "num_channels", 3), size, size)
+        example = {"pixel_values": torch.randn(shape, generator=gen)}
+    else:
+        shape = shape or (2, 16)
+        example = {model.main_input_name: torch.randint(0, int(getattr(cfg, "vocab_size", 2)), shape, generator=gen)}
+    if "use_cache" in inspect.signature(model.forward).parameters:
+        example["use_cache"] = False
+    return model, example
+
+
 def run(args):
     import torch
     from torch.nn.utils import prune as tprune
@@ -72,6 +123,10 @@ def run(args):
         model = zoo.load(args.model) if args.checkpoint is None else zoo.build(args.model)
         X = zoo.digits("val")[0]
         example = X[:256]
+    elif _is_hf_dir(args.model):
+        model, example = _hf_model(args.model, args.input_shape, args.seed)
+    elif os.path.isdir(args.model):
+        raise UsageError(f"{args.model} is a directory without a config.json (not a Hugging Face model)")
     else:
         if args.input_shape is None:
             raise UsageError("--input-shape is needed for a module:factory model")
@@ -86,9 +141,17 @@ def run(args):
         model.load_state_dict(state)
     model.eval()
     acc_before = zoo.evaluate(model) if is_zoo else None
+    alloc = None
+    if args.budget == "sensitivity":   # SR-init sensitivities, measured on the digits validation split
+        if not is_zoo:
+            raise UsageError("--budget sensitivity measures accuracy on the digits validation split, "
+                             "so it needs a zoo model")
+        from permsolve.compress.srinit import sensitivity_allocation
+
+        alloc = sensitivity_allocation(model, float(args.sparsity), layers=prunable_layers(model))
     report = prune_model(model, example, tile=tile, sparsity=args.sparsity, solver=args.solver,
                          metric=args.metric, scope=args.scope, budget=args.budget,
-                         time_limit=args.time_limit, seed=args.seed)
+                         time_limit=args.time_limit, seed=args.seed, layer_sparsity=alloc)
     acc_after = zoo.evaluate(model) if is_zoo else None
     if not args.keep_masks:
         for mod in prunable_layers(model).values():

@@ -1,8 +1,13 @@
 """``permsolve solve``: solve one matrix from a file.
 
 ``permsolve solve PATH --tile HxW --sparsity S --solver NAME [--axis rows|cols|both]
-[--mask global|row-balanced] [--metric l1|l2|none] [--key TENSOR]
+[--mask global|row-balanced|N:M] [--metric l1|l2|none] [--key TENSOR]
 [--time-limit SECONDS] [--seed N] [--json]``
+
+With ``--mask N:M`` (``2:4``, ``4:8``, ...) neither ``--tile`` nor ``--sparsity``
+is needed and the axis defaults to ``cols``; a conv weight is then viewed as
+``(C_out, kh*kw*C_in)``, the layout N:M kernels use, and ``col_perm`` permutes
+its input channels.
 """
 from __future__ import annotations
 
@@ -16,11 +21,15 @@ def add_parser(sub):
     p = sub.add_parser("solve", help="find a permutation for one matrix",
                        description="Find row/column permutations that keep the most importance under a tile mask.")
     p.add_argument("path", metavar="PATH", help=".npy, .npz, .pt/.pth state dict or .safetensors")
-    p.add_argument("--tile", required=True, metavar="HxW", help="tile shape, e.g. 16x16 or 32x1")
-    p.add_argument("--sparsity", required=True, type=float, metavar="S", help="fraction of tiles pruned, in [0, 1)")
+    p.add_argument("--tile", default=None, metavar="HxW",
+                   help="tile shape, e.g. 16x16 or 32x1 (not with an N:M mask)")
+    p.add_argument("--sparsity", default=None, type=float, metavar="S",
+                   help="fraction of tiles pruned, in [0, 1) (not with an N:M mask)")
     p.add_argument("--solver", default="greedy", metavar="NAME", help="see `permsolve solvers` (default: greedy)")
-    p.add_argument("--axis", default="rows", choices=["rows", "cols", "both"])
-    p.add_argument("--mask", default="global", choices=["global", "row-balanced"])
+    p.add_argument("--axis", default=None, choices=["rows", "cols", "both"],
+                   help="permuted axis (default: rows; cols for an N:M mask)")
+    p.add_argument("--mask", default="global", metavar="MASK",
+                   help="global (default), row-balanced, or N:M such as 2:4")
     p.add_argument("--metric", default="l1", choices=["l1", "l2", "none"])
     p.add_argument("--key", default=None, metavar="TENSOR", help="tensor name inside the file")
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
@@ -35,28 +44,69 @@ def run(args):
     from permsolve.problem import TileProblem, parse_tile
     from permsolve.registry import get_solver
 
+    from permsolve.masks import get_mask
+
     solver_cls = get_solver(args.solver)          # unknown solver: fail before reading anything
-    h, w = parse_tile(args.tile)
-    if not 0.0 <= args.sparsity < 1.0:
-        raise UsageError(f"--sparsity must be in [0, 1), got {args.sparsity}")
+    mask = get_mask(args.mask)
+    if mask.fixed_tile is not None:               # N:M: the mask fixes tile and sparsity
+        for flag, value in (("--tile", args.tile), ("--sparsity", args.sparsity)):
+            if value is not None:
+                raise UsageError(f"{flag} does not apply to the {mask} mask (it fixes tile and sparsity)")
+        (h, w), sparsity = mask.fixed_tile, mask.fixed_sparsity
+    else:
+        for flag, value in (("--tile", args.tile), ("--sparsity", args.sparsity)):
+            if value is None:
+                raise UsageError(f"{flag} is required with the {mask} mask")
+        h, w = parse_tile(args.tile)
+        sparsity = args.sparsity
+    if not 0.0 <= sparsity < 1.0:
+        raise UsageError(f"--sparsity must be in [0, 1), got {sparsity}")
+    axis = args.axis or ("cols" if "rows" in mask.invariant_axes else "rows")
     if args.time_limit is not None and args.time_limit <= 0:
         raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
     W = load_tensor(args.path, args.key)
     if W.ndim < 2:
         raise UsageError(f"tensor has shape {W.shape}: a weight matrix needs 2 or more dimensions")
-    S = importance(W, args.metric)
-    m, n = S.shape
-    if h > m or w > n:
-        raise UsageError(f"tile {h}x{w} is larger than the {m}x{n} matrix")
-    problem = TileProblem.from_matrix(S, tile=(h, w), sparsity=args.sparsity, mask=args.mask, axis=args.axis)
+    if mask.fixed_tile is not None:
+        problem = _nm_problem(W, mask, axis, args.metric)
+        m, n = problem.members[0].shape
+    else:
+        S = importance(W, args.metric)
+        m, n = S.shape
+        if h > m or w > n:
+            raise UsageError(f"tile {h}x{w} is larger than the {m}x{n} matrix")
+        problem = TileProblem.from_matrix(S, tile=(h, w), sparsity=sparsity, mask=mask, axis=axis)
     result = solver_cls().solve(problem, time_limit=args.time_limit, seed=args.seed)
     if args.json:
         json.dump(result.to_json(), sys.stdout)
         print()
     else:
         print(f"solver    {result.solver}")
-        print(f"matrix    {m}x{n}, tile {h}x{w}, sparsity {args.sparsity:g}, mask {args.mask}, axis {args.axis}")
+        print(f"matrix    {m}x{n}, tile {h}x{w}, sparsity {sparsity:g}, mask {mask}, axis {axis}")
         print(f"retained  {result.retained:.6g} of {result.total:.6g} ({100 * result.fraction:.2f}%)")
         print(f"bound     {result.bound:.6g} (gap {100 * result.gap:.3f}%){'  optimal' if result.optimal else ''}")
         print(f"time      {result.seconds:.3f} s")
     return 0
+
+
+def _nm_problem(W, mask, axis: str, metric: str):
+    """An N:M problem over a weight: a conv weight ``(C_out, C_in, kh, kw)`` is viewed as
+    ``(C_out, kh*kw*C_in)`` (groups run along input channels at every spatial position),
+    and a column permutation moves whole input channels (strided units of ``kh*kw``)."""
+    import numpy as np
+
+    from permsolve.metrics import importance
+    from permsolve.problem import Member, TileProblem
+
+    S = importance(W, metric)                       # (C_out, C_in*kh*kw), channel-major
+    c_out = W.shape[0]
+    c_in = W.shape[1]
+    spatial = S.shape[1] // c_in if W.ndim > 2 else 1
+    if spatial > 1:                                 # to (C_out, kh*kw*C_in)
+        S = np.ascontiguousarray(S.reshape(c_out, c_in, spatial).transpose(0, 2, 1).reshape(c_out, -1))
+    if c_in % mask.m:
+        raise UsageError(f"{mask} needs the input channels ({c_in}) to be a multiple of {mask.m}")
+    mem = Member(S, mask=mask, rows="row" if axis in ("rows", "both") else None,
+                 cols="col" if axis in ("cols", "both") else None,
+                 col_unit=spatial, col_layout="strided" if spatial > 1 else "contiguous")
+    return TileProblem([mem], axis=axis)

@@ -10,8 +10,8 @@ With ``nonzero=True`` a weight entry that is exactly zero counts neither as a
 parameter nor as a MAC, which is how a tile-pruned model (same shapes, zeroed
 tiles) is compared with a model that really became smaller.
 
-Example
--------
+Examples
+--------
 >>> import torch
 >>> from torch import nn
 >>> from permsolve.compress.flops import count

@@ -21,8 +21,8 @@ or ``shortcut`` attribute (``None``, ``nn.Identity`` or a module) and at least
 one Conv2d of its own, whose forward is ``relu(body(x) + shortcut(x))``; a
 module may also declare itself with ``is_residual_block = True``.
 
-Example
--------
+Examples
+--------
 >>> import torch
 >>> from permsolve.compress import srinit
 >>> from permsolve.zoo.models import ResNet
@@ -418,7 +418,7 @@ def sensitivity_allocation(model: nn.Module, sparsity: float, *, evaluate: Calla
     without blocks) with ``evaluate`` (default: accuracy on the digits
     validation split, for zoo models), or taken from ``sens``; then
     :func:`allocate_sparsity` spreads ``sparsity`` over the layers' weights.
-    This is what ``prune_model(..., budget="sensitivity")`` uses.
+    Pass the result to ``prune_model(..., budget="sensitivity", layer_sparsity=...)``.
 
     Examples
     --------

@@ -18,8 +18,8 @@ Selected layers (the paper's choice): every Conv2d except the first one and
 the ``1 x 1`` convs (and grouped convs); Linear layers only when asked
 (``include_linear=True``; an MLP has nothing else).
 
-Example
--------
+Examples
+--------
 >>> import torch
 >>> from torch import nn
 >>> from permsolve.compress import trp

@@ -1,7 +1,9 @@
 """PyTorch side of permsolve: channel groups, permuting a model, tile pruning.
 
-- :func:`~permsolve.torch.graph.channel_graph`: trace a model (torch.fx) and
-  group its coupled channel dimensions (networkx).
+- :func:`~permsolve.torch.graph.channel_graph`: trace a model (torch.fx where it
+  traces the whole model, else non-strict ``torch.export``:
+  :mod:`permsolve.torch.aten`, for Hugging Face transformers, attention heads,
+  GQA, RoPE, Conv1D, grouped convs) and group its coupled channel dimensions.
 - :func:`permute_model`: solve one :class:`~permsolve.TileProblem` per group
   with any registered solver and write the permutation into the model; the
   eval-mode outputs are checked to be unchanged.

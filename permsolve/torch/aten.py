@@ -32,6 +32,8 @@ What it understands
   the output projection's columns move by whole heads.  Grouped-query
   attention (``expand``/``repeat_interleave`` of key-value heads, or
   ``enable_gqa``): a key-value head and its query heads move together.
+  Eager attention (``q @ k^T`` with ``aten.matmul``, scale, mask, softmax,
+  then ``@ v``) is read the same way.
 - Rotary embeddings (``x * cos + rotate_half(x) * sin``): the product with a
   tensor that varies along the head dim, and the slices of ``rotate_half``,
   block the per-head Q/K dims (every pair of dims has its own frequency, so
@@ -51,7 +53,7 @@ from torch import nn
 
 from .graph import Binding, ChannelGraph, Layout, Seg, _Blocked, finish, is_conv1d
 
-__all__ = ["Heads", "export_graph", "export_program", "TraceError"]
+__all__ = ["Heads", "Scores", "export_graph", "export_program", "TraceError"]
 
 
 class TraceError(RuntimeError):
@@ -86,16 +88,26 @@ class Heads:
     src_space: int = -1
 
 
+@dataclass(frozen=True)
+class Scores:
+    """Attention weights ``q @ k^T`` of eager attention ``(..., H, Tq, Tk)``: no channels, only heads."""
+
+    ndim: int
+    q: Heads
+    k: Heads
+    hblock: str | None = None
+
+
 _UNARY = {"gelu", "gelu_", "silu", "silu_", "relu", "relu_", "tanh", "tanh_", "sigmoid", "sigmoid_", "dropout",
           "dropout_", "neg", "to", "_to_copy", "alias", "clone", "contiguous", "detach", "abs", "exp", "sqrt",
           "rsqrt", "erf", "hardtanh", "hardtanh_", "clamp", "clamp_", "clamp_min", "clamp_max", "leaky_relu",
           "hardswish", "hardsigmoid", "elu", "softplus", "mish", "lift_fresh_copy", "_softmax", "softmax",
-          "log_softmax", "_log_softmax", "log", "reciprocal", "square", "sin", "cos", "type_as", "copy",
+          "log_softmax", "_log_softmax", "log", "reciprocal", "square", "sin", "cos", "type_as",
           "feature_dropout", "alpha_dropout", "gelu_tanh", "relu6", "selu", "celu", "logsigmoid", "sign"}
 _ELEMENTWISE = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "rsub", "maximum", "minimum", "pow",
                 "where", "masked_fill", "masked_fill_", "eq", "ne", "lt", "le", "gt", "ge", "bitwise_and",
                 "__and__", "__or__", "logical_and", "logical_or", "addcmul", "lerp"}
-_REDUCE = {"mean", "sum", "amax", "amin", "var", "std", "max", "min", "logsumexp", "norm", "linalg_vector_norm"}
+_REDUCE = {"mean", "sum", "amax", "amin", "var", "std", "max", "min", "logsumexp"}
 _NOOP = {"_assert_tensor_metadata", "sym_size", "sym_numel", "sym_stride", "_assert_scalar", "detach_",
          "sym_constrain_range_for_size", "_assert_async"}
 
@@ -405,8 +417,19 @@ class _AtenBuilder:
         return self._produce_rows(node, name, 1)
 
     def op_matmul(self, node):
-        raise _Blocked(f"{node.name}: matmul of activations (eager attention) is not understood; "
-                       "load the model with attn_implementation='sdpa'")
+        """Eager attention: ``q @ k^T`` (per head, Q and K dims share a permutation), then ``weights @ v``."""
+        a, b = (self.env.get(x) for x in node.args[:2])
+        nd = len(_shape(node))
+        if isinstance(a, Heads) and isinstance(b, Heads) and a.ndim == b.ndim == nd \
+                and a.head_axis == b.head_axis == nd - 3 and a.dim_axis == nd - 1 and b.dim_axis == nd - 2 \
+                and a.hspace is None and b.hspace is None and a.H == b.H:
+            self._merge_qk(node, a, b)
+            return Scores(nd, a, b, a.hblock or b.hblock)
+        if isinstance(a, Scores) and isinstance(b, Heads) and b.ndim == nd and b.head_axis == nd - 3 \
+                and b.dim_axis == nd - 1 and b.hspace is None and b.H == a.q.H:
+            return self._attention_out(node, a.q, a.k, b, a.hblock)
+        raise _Blocked(f"{node.name}: matrix product of activations that is not attention "
+                       "(q @ k^T, then weights @ v, on tensors split into heads)")
 
     op_bmm = op_matmul
 
@@ -434,12 +457,31 @@ class _AtenBuilder:
             for off, seg in lay.offsets():
                 self.bind(seg.space, Binding(name, "channels", off, seg.n, 1))
             return Layout(1, len(_shape(node)), lay.segs)
-        why = (f"{name} is a grouped conv (groups={groups}, {type(mod).__name__}): a permutation would have "
-               "to stay inside each group")
-        self.block(lay, why)
-        out = self.fresh(node, 1)
-        self.block(out, why)
-        return out
+        return self._grouped_conv(node, name, lay, plain, groups, c_out, c_in_g, k)
+
+    def _grouped_conv(self, node, name, lay, plain, groups, c_out, c_in_g, k):
+        """Grouped conv: each group of input (output) channels is a space of its own, permuted inside it."""
+        cog = c_out // groups
+        nd = len(_shape(node))
+        if lay is not None:
+            if not plain or sum(s.n for s in lay.segs) != c_in_g * groups:
+                self.block(lay, f"{name} (grouped conv) reads dim 1, which is not a plain channel dim here")
+            else:
+                try:
+                    pieces = self._split(node, lay, 1, [c_in_g] * groups)
+                except _Blocked as e:
+                    self.block(lay, f"{name} is a grouped conv (groups={groups}) whose input channels cannot be "
+                                    f"split into its groups ({e.why})")
+                    pieces = []
+                for j, piece in enumerate(pieces):
+                    for off, seg in piece.offsets():
+                        self.bind(seg.space, Binding(name, "cols", off * k, seg.n, k, rows_block=(j * cog, cog)))
+        segs = []
+        for j in range(groups):
+            sp = self.new_space(cog)
+            self.bind(sp, Binding(name, "rows", j * cog, cog, 1))
+            segs.append(Seg(sp, cog, 1))
+        return Layout(1, nd, tuple(segs))
 
     def op_conv1d(self, node):
         return self._conv(node, _arg(node, 6, "groups", 1))
@@ -512,6 +554,38 @@ class _AtenBuilder:
                 raise _Blocked(f"{node.name}: group norm with {g} groups of channels")
         return self._passengers(node, lay, [_arg(node, 2, "weight"), _arg(node, 3, "bias")], "group norm")
 
+    def op_pad(self, node):
+        lay = self.env.get(node.args[0])
+        pad = list(_arg(node, 1, "pad", []))
+        if isinstance(lay, Layout):
+            k = len(pad) // 2          # pads the last k dims, last dim first
+            back = lay.ndim - 1 - lay.axis
+            if back >= k or (pad[2 * back] == 0 and pad[2 * back + 1] == 0):
+                return lay
+        raise _Blocked(f"{node.name}: padding of the channel dim")
+
+    op_constant_pad_nd = op_reflection_pad2d = op_replication_pad2d = op_pad
+
+    def _pool(self, node, spatial: int):
+        lay = self.env.get(node.args[0])
+        if isinstance(lay, Layout) and lay.axis == lay.ndim - spatial - 1 and lay.heads is None:
+            return lay
+        raise _Blocked(f"{node.name}: pooling over the channel dim")
+
+    def op_adaptive_avg_pool2d(self, node):
+        return self._pool(node, 2)
+
+    op_avg_pool2d = op_max_pool2d = op_adaptive_max_pool2d = op_adaptive_avg_pool2d
+
+    def op_adaptive_avg_pool1d(self, node):
+        return self._pool(node, 1)
+
+    op_avg_pool1d = op_max_pool1d = op_adaptive_avg_pool1d
+
+    def op_max_pool2d_with_indices(self, node):
+        lay = self._pool(node, 2)
+        return [lay, lay]      # the indices are spatial positions: they move with their channels
+
     def op_native_dropout(self, node):
         return [self.env.get(node.args[0]), None]
 
@@ -541,6 +615,13 @@ class _AtenBuilder:
             return first
         if all(isinstance(l, Heads) for l in lays):
             return self._heads_elementwise(node, lays, others, nd)
+        if len(lays) == 1 and isinstance(lays[0], Scores) and lays[0].ndim == nd:
+            sc = lays[0]
+            for o in others:       # an additive mask: fine unless it differs per head
+                shape = _shape(o)
+                if shape is not None and len(shape) >= 3 and shape[-3] != 1:
+                    sc = replace(sc, hblock=sc.hblock or f"{node.name}: attention weights changed per head ({o.name})")
+            return sc
         raise _Blocked(f"{node.name}: elementwise op between attention heads and plain channels")
 
     def _flat_operand(self, node, lay: Layout, o, nd: int) -> None:
@@ -613,11 +694,11 @@ class _AtenBuilder:
         if not all(isinstance(d, int) for d in dims):
             raise _Blocked(f"{node.name}: reduction over unknown dims")
         dims = [d % lay.ndim for d in dims]
+        if _name(node) in ("max", "min"):
+            raise _Blocked(f"{node.name}: max/min with indices (an argmax over channels moves with them)")
         if lay.axis in dims:
             return None  # the whole channel dim is reduced: invariant under a permutation of it
         keep = _arg(node, 2, "keepdim", False)
-        if _name(node) in ("max", "min"):
-            raise _Blocked(f"{node.name}: max/min with indices")
         if keep:
             return lay
         shift = sum(1 for d in dims if d < lay.axis)
@@ -672,8 +753,8 @@ class _AtenBuilder:
 
     def split_space(self, node, s: int, sizes: list[int]) -> list[int]:
         bl = self.bindings.get(s, [])
-        if s in self.retired or self.graph.degree(s) or any(b.unit != 1 for b in bl) \
-                or len(bl) != 1:
+        if s in self.retired or self.graph.degree(s) or not bl or any(
+                b.unit != 1 or b.n != self.space_size[s] or b.rows_block for b in bl):
             raise _Blocked(f"{node.name}: channels split into heads or pieces are also used unsplit")
         pieces, start = [], 0
         for n in sizes:
@@ -694,9 +775,9 @@ class _AtenBuilder:
         if len(lay.segs) != 1 or lay.segs[0].unit != 1 or lay.heads is not None:
             raise _Blocked(f"{node.name}: heads split from channels that are not one layer's output")
         s = lay.segs[0].space
-        src = self.bindings.get(s, [None])[0]
+        rows = [b for b in self.bindings.get(s, []) if b.role == "rows"]
+        src = rows[0] if len(rows) == 1 and len(self.bindings[s]) == 1 else None
         dims = tuple(self.split_space(node, s, [d] * H))
-        src = src if src is not None and src.role == "rows" else None
         return Heads(len(b), j, j + 1, H, d, dims, src, src_space=s)
 
     def reshape_heads(self, node, lay: Heads, a, b, unsqueeze):
@@ -933,6 +1014,14 @@ class _AtenBuilder:
                     for x in (k, v)]
         if not (q.H == k.H == v.H):
             raise _Blocked(f"{node.name}: query, key and value have different numbers of heads")
+        self._merge_qk(node, q, k)
+        ms = _shape(mask) if isinstance(mask, torch.fx.Node) else None
+        why = f"{node.name}: the attention mask differs per head" if ms is not None and len(ms) >= 3 \
+            and ms[-3] != 1 else None
+        return self._attention_out(node, q, k, v, why)
+
+    def _merge_qk(self, node, q: Heads, k: Heads) -> None:
+        """Per head, the query dims and the key dims share one permutation."""
         if q.dims is not None and k.dims is not None:
             for a, b in zip(q.dims, k.dims):
                 if a != b:
@@ -942,18 +1031,16 @@ class _AtenBuilder:
                 if x.dims is not None:
                     self.block(x, f"{node.name}: the {'key' if x is q else 'query'} dims of these heads "
                                   "cannot be permuted")
-        # whole heads
-        hs, why = None, None
+
+    def _attention_out(self, node, q: Heads, k: Heads, v: Heads, why: str | None) -> Heads:
+        """The attention output: the value's per-head dims, and one space for whole-head moves."""
+        nd = q.ndim
+        hs = None
         g = k.rep
-        if q.src is None or k.src is None or v.src is None:
-            why = None  # nothing to bind: the heads stay where they are
-        else:
-            why = q.hblock or k.hblock or v.hblock
+        if q.src is not None and k.src is not None and v.src is not None:
+            why = why or q.hblock or k.hblock or v.hblock
             if q.rep != 1 or k.rep != v.rep or q.H % g:
                 why = why or f"{node.name}: query heads repeated, or key and value repeated differently"
-            ms = _shape(mask) if isinstance(mask, torch.fx.Node) else None
-            if ms is not None and len(ms) >= 3 and ms[-3] != 1:
-                why = why or f"{node.name}: the attention mask differs per head"
             n = q.H // g
             hs = self.new_space(n)
             for x, unit in ((q, g * q.d), (k, k.d), (v, v.d)):

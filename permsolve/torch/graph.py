@@ -111,11 +111,14 @@ class Binding:
     unit: int
     param: str | None = None
     dim: int = 0
+    #: ``(first row, rows)``: a ``cols`` binding that acts on these rows only (one group of a grouped conv)
+    rows_block: tuple[int, int] | None = None
 
     def __str__(self) -> str:
         extra = "" if (self.offset == 0 and self.unit == 1) else f"[{self.offset}:+{self.n}x{self.unit}]"
         what = f" {self.param}" if self.param is not None and self.role == "channels" else ""
-        return f"{self.module}{what} {self.role}{extra}"
+        block = f"@rows[{self.rows_block[0]}:+{self.rows_block[1]}]" if self.rows_block else ""
+        return f"{self.module}{what} {self.role}{extra}{block}"
 
 
 @dataclass
@@ -640,7 +643,7 @@ def finish(b, model: nn.Module, opaque: dict[str, str], tracer: str) -> ChannelG
                 t = _stored(mod, tname)
                 if t is None:
                     continue
-                key = (id(t), dim)
+                key = (id(t), dim, bb.rows_block)
                 uses.setdefault(key, set()).add((comp_of[space], bb.offset, bb.n, bb.unit))
                 names.setdefault(key, set()).add(f"{bb.module}.{tname}")
     for key, u in uses.items():
@@ -693,8 +696,9 @@ def channel_graph(model: nn.Module, example_inputs, *, tracer: str = "auto",
     model : the model (not modified; run once in eval mode without gradients)
     example_inputs : a tensor, a tuple of positional arguments, or a dict of
         keyword arguments (Hugging Face models: ``{"input_ids": ..., "attention_mask": ...}``)
-    tracer : ``"auto"`` (torch.fx when it traces the whole model, else
-        non-strict ``torch.export``; see docs/models.md), ``"fx"`` or ``"export"``
+    tracer : ``"auto"`` (torch.fx when it traces the whole model and has no
+        grouped conv, else non-strict ``torch.export``; see docs/models.md),
+        ``"fx"`` or ``"export"``
     permute_outputs : export only: let the channels of model outputs (e.g. a
         transformer's hidden states) be permuted; the outputs then come back
         permuted, so this is an explicit opt-in (``"output"`` bindings say how)
@@ -724,7 +728,8 @@ def channel_graph(model: nn.Module, example_inputs, *, tracer: str = "auto",
             b = _Builder(model, gm, traced.opaque)
             b.run()
             fx_graph = finish(b, model, traced.opaque, "fx")
-            if tracer == "fx" or not traced.opaque:
+            grouped = any("grouped conv" in w for grp in fx_graph.groups for w in grp.blocked)
+            if tracer == "fx" or not (traced.opaque or grouped):
                 return fx_graph
         elif tracer == "fx":
             return ChannelGraph([], nx.Graph(), traced.opaque, traced=False)

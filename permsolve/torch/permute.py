@@ -23,6 +23,7 @@ from ..problem import Member, TileProblem, expand_perm, parse_tile
 from ..registry import get_solver, solve
 from .aten import TraceError
 from .graph import Binding, ChannelGraph, Group, channel_graph, is_conv1d, split_inputs, tensor_axes
+from .joint import ascent_pass, model_objective
 
 __all__ = ["permute_model", "PermuteReport", "GroupReport", "PermutationError", "TraceError", "weight_matrix",
            "group_problem", "apply_permutation", "prunable_layers", "SCOPES", "RTOL"]
@@ -30,7 +31,9 @@ __all__ = ["permute_model", "PermuteReport", "GroupReport", "PermutationError", 
 SCOPES = {
     "layer": "TileTrans: the producers' rows decide (their retained importance is the objective); "
              "consumers and passengers follow",
-    "group": "every matrix of the group counts: producers' rows, consumers' columns, depthwise convs",
+    "group": "the layer pass, then one pass where every matrix of a group counts (producers' rows, "
+             "consumers' columns, depthwise convs), each step kept only if the model objective does not fall",
+    "joint": "group passes repeated until the model objective (all matrices, both axes) stops improving",
 }
 #: the outputs may differ by at most RTOL * max |output| after permuting
 RTOL = 1e-5
@@ -95,6 +98,11 @@ class PermuteReport:
         tail = f"; not permuted: {', '.join(untouched[:8])}{' ...' if len(untouched) > 8 else ''}" if untouched else ""
         return (f"coverage: {len(self.permuted)}/{len(self.prunable)} prunable weight matrices permuted "
                 f"({100 * self.coverage:.0f} %, traced with {self.tracer or 'nothing'}){tail}")
+    #: model objective (importance kept by every bound matrix's mask, summed) before and after
+    objective_before: float = float("nan")
+    objective_after: float = float("nan")
+    #: passes over the groups (1 for ``layer``)
+    sweeps: int = 0
 
     @property
     def retained_before(self) -> float:
@@ -109,7 +117,9 @@ class PermuteReport:
                 "max_abs_diff": self.max_abs_diff, "max_abs_output": self.max_abs_output,
                 "seconds": self.seconds, "tracer": self.tracer, "coverage": self.coverage,
                 "prunable": self.prunable, "permuted": self.permuted,
-                "permuted_outputs": sorted(self.output_perms)}
+                "permuted_outputs": sorted(self.output_perms),
+                "objective_before": self.objective_before,
+                "objective_after": self.objective_after, "sweeps": self.sweeps}
 
     def table(self) -> str:
         """Plain-text table, one line per group."""
@@ -202,13 +212,19 @@ def apply_binding(mod: nn.Module, b: Binding, perm: np.ndarray) -> bool:
         for t in _tensors(mod, tname):
             if t is None or t.dim() == 0 or t.dim() <= dim:
                 continue
-            if b.role == "cols" and dim == 1 and t.dim() > 2:   # conv: the flattened in*kh*kw axis
+            if b.rows_block is not None:   # one group of a grouped conv: its rows only
+                t = t.narrow(0, *b.rows_block)
+            if b.role == "cols" and dim == 1 and (t.dim() > 2 or b.rows_block is not None):
+                # conv: the flattened in*kh*kw axis
                 shape = t.shape
                 flat = t.reshape(shape[0], -1)
                 idx = np.arange(flat.shape[1])
                 idx[b.offset:b.offset + b.n * b.unit] = elems
                 with torch.no_grad():
                     t.copy_(flat.index_select(1, torch.from_numpy(idx).to(t.device)).reshape(shape))
+            elif b.offset == 0 and b.n * b.unit == t.shape[dim]:   # the whole dim: one gather, no copy back
+                with torch.no_grad():
+                    t.data = t.index_select(dim, torch.from_numpy(elems).to(t.device))
             else:   # only the bound range moves
                 part = t.narrow(dim, b.offset, b.n * b.unit)
                 local = torch.from_numpy(elems - b.offset).to(t.device)
@@ -286,7 +302,8 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
         elif b.role == "cols":
             if b.module in producers:  # the same permutation on both axes: counted by its rows
                 continue
-            M = importance_of(weight_matrix(mod, cols=rng), metric)
+            blk = None if b.rows_block is None else slice(b.rows_block[0], sum(b.rows_block))
+            M = importance_of(weight_matrix(mod, rows=blk, cols=rng), metric)
             members.append(Member(M, tile, s, mask, cols="perm", col_unit=b.unit, name=f"{b.module} cols"))
         elif b.role == "channels" and isinstance(mod, nn.modules.conv._ConvNd):
             M = importance_of(weight_matrix(mod), metric)[b.offset:b.offset + b.n]
@@ -341,6 +358,7 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
                   mask: str = "global", layer_sparsity: Mapping[str, float] | None = None,
                   on_unsupported: str = "error", graph: ChannelGraph | None = None, tracer: str = "auto",
                   permute_outputs: bool = False, on_trace_failure: str = "error",
+                  max_sweeps: int = 10, tol: float = 1e-9,
                   **solver_options) -> PermuteReport:
     """Permute ``model``'s channels in place to help tile pruning; the function is unchanged.
 
@@ -354,7 +372,9 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
     sparsity : fraction of each matrix's tiles the problem prunes
     solver : any registered solver (``permsolve solvers``); ``identity`` changes nothing
     metric : importance metric (``l1`` or ``l2``; the others need data this function does not have)
-    scope : ``layer`` (TileTrans: producers decide) or ``group`` (all members count)
+    scope : ``layer`` (TileTrans: producers decide), ``group`` (then one pass where all members
+        count) or ``joint`` (group passes until the model objective stops improving); see
+        :mod:`permsolve.torch.joint`.  In model objective ``joint >= group >= layer``.
     time_limit : seconds per group, for anytime solvers
     seed : seed of randomized solvers
     mask : mask family of the per-matrix problems
@@ -368,6 +388,8 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
         back permuted (``report.output_perms`` says how) and the check allows for it
     on_trace_failure : ``error`` (raise :class:`TraceError` when nothing can be
         traced) or ``warn`` (warn and return a report that permuted nothing)
+    max_sweeps, tol : ``joint`` stops after ``max_sweeps`` passes over the groups, or when a
+        pass raises the model objective by less than ``tol`` (relative)
     **solver_options : passed to the solver
 
     Returns
@@ -428,38 +450,104 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
         before = _outputs(model, example_inputs)
     saved = copy.deepcopy(model.state_dict())
 
-    touched: set[str] = set()
-    out_idx: dict[int, tuple[int, np.ndarray]] = {}
-    for g in sorted(graph.free_groups(), key=lambda g: g.order):
+    free = sorted(graph.free_groups(), key=lambda g: g.order)
+    # the model objective counts the prunable matrices (not norms, not embeddings)
+    bound_modules = sorted({b.module for g in free for b in g.bindings} & set(prunable))
+
+    def objective(names) -> float:
+        return float(sum(model_objective(model, names, weight_matrix, tile=tile, sparsity=sparsity, mask=mask,
+                                         metric=metric, layer_sparsity=layer_sparsity).values()))
+
+    report.objective_before = objective(bound_modules)
+    kw = dict(tile=tile, sparsity=sparsity, metric=metric, mask=mask, layer_sparsity=layer_sparsity)
+    start_value = {}
+    if scope != "layer":       # each group's problem (in this scope) on the unchanged model, for the report
+        for g in free:
+            try:
+                start_value[g.gid] = group_problem(model, g, scope=scope, **kw).evaluate()
+            except ValueError:
+                pass
+    composed = {g.gid: np.arange(g.size) for g in free}
+    reports: dict[int, GroupReport] = {}
+    for g in free:   # the layer pass: TileTrans's objective, each group solved once
         members = [str(b) for b in g.bindings]
         try:
-            problem = group_problem(model, g, tile=tile, sparsity=sparsity, metric=metric, scope=scope,
-                                    mask=mask, layer_sparsity=layer_sparsity)
+            problem = group_problem(model, g, scope="layer", **kw)
         except ValueError as e:
-            report.groups.append(GroupReport(g.name, g.size, members, None, skipped=str(e)))
+            reports[g.gid] = GroupReport(g.name, g.size, members, None, skipped=str(e))
             continue
         why = solver_obj.supports(problem)
         if why:
             if on_unsupported == "error":
                 raise ValueError(f"group {g.name}: {why}")
-            report.groups.append(GroupReport(g.name, g.size, members, solver, skipped=why))
+            reports[g.gid] = GroupReport(g.name, g.size, members, solver, skipped=why)
             continue
         res = solve(problem, solver, time_limit=time_limit, seed=seed, **solver_options)
         (perm,) = res.perms.values()
         perm = np.asarray(perm, dtype=np.int64)
-        gr = GroupReport(g.name, g.size, members, solver, problem.evaluate(), res.retained, problem.total,
-                         res.bound, res.seconds, perm)
-        report.groups.append(gr)
-        if gr.permuted:
-            touched |= apply_permutation(model, g, perm)
-            for b in g.bindings:
-                if b.role == "output":
-                    leaf = int(b.param)
-                    dim, idx = out_idx.get(leaf, (b.dim, None))
-                    if idx is None:
-                        idx = np.arange(before[leaf].shape[b.dim])
-                    idx[b.offset:b.offset + b.n * b.unit] = b.offset + expand_perm(perm, b.unit)
-                    out_idx[leaf] = (dim, idx)
+        reports[g.gid] = GroupReport(g.name, g.size, members, solver, problem.evaluate(),
+                                     res.retained, problem.total, res.bound, res.seconds, perm)
+        if not np.array_equal(perm, np.arange(perm.size)):
+            apply_permutation(model, g, perm)
+        composed[g.gid] = perm
+    report.sweeps = 1
+
+    def step(g):
+        """Re-solve one group for every matrix it touches, from the current order."""
+        rep = reports[g.gid]
+        try:
+            problem = group_problem(model, g, scope="group", **kw)
+        except ValueError:
+            return None
+        if solver_obj.supports(problem):
+            return None
+        res = solve(problem, solver, time_limit=time_limit, seed=seed, init=problem.identity(), **solver_options)
+        rep.seconds += res.seconds
+        (perm,) = res.perms.values()
+        perm = np.asarray(perm, dtype=np.int64)
+        if np.array_equal(perm, np.arange(perm.size)):
+            return None
+        apply_permutation(model, g, perm)
+        composed[g.gid] = composed[g.gid][perm]
+
+        def undo():
+            inv = np.argsort(perm)
+            apply_permutation(model, g, inv)
+            composed[g.gid] = composed[g.gid][inv]
+        return undo
+
+    if scope != "layer":
+        active = [g for g in free if reports[g.gid].skipped is None]
+        f = objective(bound_modules)
+        for _ in range(1 if scope == "group" else max(1, int(max_sweeps))):
+            gain = ascent_pass(active, step, objective)
+            report.sweeps += 1
+            if gain <= tol * max(abs(f), np.finfo(float).tiny):
+                break
+            f += gain
+        for g in active:          # before / after / bound of each group's problem in this scope
+            rep = reports[g.gid]
+            problem = group_problem(model, g, scope=scope, **kw)
+            rep.retained_before = start_value.get(g.gid, rep.retained_before)
+            rep.retained_after, rep.total, rep.bound = problem.evaluate(), problem.total, problem.bound
+            rep.perm = composed[g.gid]
+    report.groups = [reports[g.gid] for g in free]
+    report.objective_after = objective(bound_modules)
+    touched: set[str] = set()
+    out_idx: dict[int, tuple[int, np.ndarray]] = {}
+    for g in free:     # what really moved: coverage, and the model outputs permuted by opt-in
+        perm = composed[g.gid]
+        if np.array_equal(perm, np.arange(perm.size)):
+            continue
+        touched |= {b.module for b in g.bindings if b.role != "output"}
+        for b in g.bindings:
+            if b.role == "output":
+                leaf = int(b.param)
+                dim, idx = out_idx.get(leaf, (b.dim, None))
+                if idx is None:
+                    idx = np.arange(before[leaf].shape[b.dim])
+                idx[b.offset:b.offset + b.n * b.unit] = b.offset + expand_perm(perm, b.unit)
+                out_idx[leaf] = (dim, idx)
     report.permuted = [n for n in prunable if n in touched]
     report.output_perms = out_idx
     expected = list(before)

@@ -48,7 +48,7 @@ __all__ = ["TilePruning", "prune_model", "PruneReport", "LayerReport", "prunable
 BUDGETS = {
     "global": "one threshold over the mean importance of all tiles of all pruned layers (TileTrans)",
     "layer": "every layer prunes the fraction `sparsity` of its own tiles",
-    "sensitivity": "per-layer sparsities from SR-init sensitivities on the digits val split (permsolve.compress)",
+    "sensitivity": "per-layer sparsities allocated from sensitivities by the caller, given as layer_sparsity",
 }
 
 
@@ -210,11 +210,18 @@ def prune_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solv
     model, example_inputs, tile, sparsity, solver, metric, scope, time_limit, seed, mask :
         as for :func:`~permsolve.torch.permute.permute_model`; ``solver="identity"``
         skips the permutation (plain tile pruning).
-    budget : ``global`` (one threshold over all layers' tile means, TileTrans) or
-        ``layer`` (each layer prunes ``sparsity`` of its tiles)
+    budget : ``global`` (one threshold over all layers' tile means, TileTrans),
+        ``layer`` (each layer prunes ``sparsity`` of its tiles) or ``sensitivity``
+        (every layer pruned to the sparsity that ``layer_sparsity`` allocates to it
+        from measured sensitivities, e.g.
+        ``permsolve.compress.srinit.sensitivity_allocation``; the measurement is the
+        caller's, since it needs data and an accuracy function)
     layer_sparsity : module name -> sparsity; those layers are pruned to their own
-        sparsity whatever the budget (the others follow ``budget``)
+        sparsity whatever the budget (the others follow ``budget``); with
+        ``budget="sensitivity"`` it must cover every prunable layer
 
+    Notes
+    -----
     With the global budget, the permutation problems get the per-layer sparsity
     the global threshold gives on the unpermuted model; the final masks come
     from the threshold over the permuted weights.
@@ -237,10 +244,12 @@ def prune_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solv
         raise ValueError(f"unknown budget {budget!r}; budgets are: {', '.join(BUDGETS)}")
     if not 0.0 <= float(sparsity) <= 1.0:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
-    if budget == "sensitivity":  # SR-init allocation (permsolve.compress.srinit); explicit layer_sparsity wins
-        from ..compress.srinit import sensitivity_allocation
-        layer_sparsity = {**sensitivity_allocation(model, float(sparsity), layers=prunable_layers(model)),
-                          **dict(layer_sparsity or {})}
+    if budget == "sensitivity":  # the allocation comes in as an argument (measured by the caller)
+        missing = sorted(set(prunable_layers(model)) - set(layer_sparsity or {}))
+        if missing:
+            raise ValueError(f"budget='sensitivity' needs layer_sparsity (an allocation from sensitivities, e.g. "
+                             f"permsolve.compress.srinit.sensitivity_allocation) for every layer; missing: "
+                             f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
         budget = "layer"
     layers = prunable_layers(model)
     perm_report = None
