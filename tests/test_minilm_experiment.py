@@ -1,4 +1,4 @@
-"""``benchmarks/minilm_experiment.py`` end to end on a tiny subset (a few paragraphs, one cell, one
+"""``benchmarks/minilm_experiment.py`` end to end on a tiny subset (a few paragraphs, two cells, one
 distilled cell), resuming from its partial file; and the text split, which needs no model."""
 import csv
 import importlib
@@ -58,7 +58,7 @@ def test_tiny_run_end_to_end_and_resume(tmp_path, capsys):
         out = tmp_path / "m"
         args = ["--out", str(out), "--heldout", "6", "--calib", "8", "--sens-n", "4", "--tiles", "32x1",
                 "--sparsities", "0.5", "--budgets", "layer", "--metrics", "activation", "--solvers", "identity",
-                "--no-unstructured", "--no-sensitivity", "--residual-tiles", "--distill-steps", "2",
+                "greedy", "--scopes", "layer", "--no-unstructured", "--no-sensitivity", "--residual-tiles", "--distill-steps", "2",
                 "--distill-tiles", "32x1", "--distill-solvers", "identity", "--jobs", "1", "--no-progress"]
         # an interrupted run: the partial file holds a finished row, which must be kept as it is
         out.mkdir()
@@ -72,12 +72,16 @@ def test_tiny_run_end_to_end_and_resume(tmp_path, capsys):
             w.writeheader()
             w.writerow(fake)
         assert script.main(args) == 0
-        assert "2 configurations + 0 sensitivity scans; 1 already done, 1 to run" in capsys.readouterr().out
+        assert "3 configurations + 0 sensitivity scans; 1 already done, 2 to run" in capsys.readouterr().out
         with (out / "results.csv").open() as f:
             rows = list(csv.DictReader(f))
-        assert [r["phase"] for r in rows] == ["oneshot", "distill"]
+        assert [(r["phase"], r["solver"]) for r in rows] == [("oneshot", "identity"), ("oneshot", "greedy"),
+                                                            ("distill", "identity")]
         assert rows[0]["cosine"] == "0.1234"
-        d = rows[1]
+        # activation-aware permutation through torch.export: every free group solved, some moved
+        assert int(rows[1]["groups"]) > 100 and int(rows[1]["permuted_groups"]) > 0
+        assert 0.0 < float(rows[1]["cosine"]) <= 1.0
+        d = rows[2]
         assert 0.0 < float(d["cosine"]) <= 1.0 and 0.0 <= float(d["nn_agree"]) <= 1.0
         assert 0.0 < float(d["cosine_oneshot"]) <= 1.0
         assert abs(float(d["weight_sparsity"]) - 0.5) < 1e-6
