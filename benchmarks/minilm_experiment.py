@@ -636,7 +636,7 @@ def write_report(rows, out: Path, sens: dict | None = None, note: str = "") -> N
         lines += ["", "## Layer sensitivities (dev cosine drop when that layer alone is tile-pruned)", ""]
         names = list(next(iter(sens.values())))
         keys = list(sens)
-        lines += ["| layer | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+        lines += ["| layer | " + " | ".join(k.replace("|", " ") for k in keys) + " |", "|---|" + "---:|" * len(keys)]
         for n in names:
             lines.append(f"| {n.replace('encoder.layer.', 'L')} | " + " | ".join(f"{sens[k][n]:.3f}" for k in keys) + " |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
@@ -779,7 +779,7 @@ def main(argv=None) -> int:
         f"configurations (from results.partial.csv).**")
     write_report(rows, args.out, sens, note)
     plot(rows, args.out)
-    print(f"wrote {args.out}/results.csv, results.md, minilm.png, run.txt")
+    print(f"wrote {args.out}/results.md and minilm.png" + ("" if args.report_only else " (results.csv, run.txt: above)"))
     return 0
 
 
