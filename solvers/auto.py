@@ -164,6 +164,14 @@ def choose(problem, time_limit: float | None, *, table=None, exclude=("auto",)) 
     entries = load_table(table).get("entries", [])
     f = problem_features(problem)
     default = DEFAULT if DEFAULT in known else ("greedy" if "greedy" in known else next(iter(known), DEFAULT))
+    # anytime solvers built for this problem's mask family (nm-anneal for N:M): the choice where the
+    # table knows nothing of the family, since a generic solver may do no better than the identity there
+    specialists = sorted(n for n, c in known.items() if c.anytime and not c.exact and c.masks
+                         and all(isinstance(m.mask, c.masks) for m in problem.members))
+    fam = problem.members[0].mask.name
+    if specialists and not any(_family_of(e.get("mask")) == fam for e in entries):
+        return specialists[0], time_limit, (f"no benchmark results for the {fam} family: {specialists[0]}, "
+                                            "the anytime solver built for it")
     if not entries:
         return default, time_limit, "no benchmark results: default"
     if time_limit is None:
@@ -207,6 +215,17 @@ def choose(problem, time_limit: float | None, *, table=None, exclude=("auto",)) 
                               f"instance(s) of about {f['entries']} entries"
                               + (f", tile {'/'.join(tiles)}" if tiles else "")
                               + (f" ({'; '.join(notes)})" if notes else ""))
+
+
+def _family_of(spec) -> str | None:
+    """Family name of a table entry's mask text (``"2:4"`` -> ``"N:M"``), None if absent or unknown."""
+    if spec is None:
+        return None
+    from permsolve.masks import get_mask
+    try:
+        return get_mask(spec).name
+    except ValueError:
+        return None
 
 
 @register

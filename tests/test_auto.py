@@ -86,3 +86,19 @@ def test_report_writes_mask_axis_and_sparsity_into_the_table():
                      "seconds": 0.1}])
     e = t["entries"][0]
     assert (e["mask"], e["axis"], e["sparsity"]) == ("row-balanced", "cols", 0.5)
+
+
+def test_auto_sends_a_mask_family_without_results_to_its_specialist():
+    """The shipped table has no N:M entries; hungarian would keep the identity's value there,
+    so auto picks the anytime solver declared for the family (``masks = (NMMask,)``)."""
+    import numpy as np
+
+    import permsolve
+    from permsolve.solvers.auto import choose
+
+    S = np.random.RandomState(1).rand(32, 16)
+    p = permsolve.TileProblem.from_matrix(S, mask="2:4")
+    name, _, why = choose(p, 1.0)
+    assert name == "nm-anneal" and "N:M" in why
+    r = permsolve.solve(p, "auto", seed=0)
+    assert r.retained > p.evaluate()

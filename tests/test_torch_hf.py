@@ -334,3 +334,12 @@ def test_grouped_conv_permuted_within_its_groups():
     model, x = _resnext()
     rep = permute_model(model, x, tile=(4, 4), sparsity=0.5, solver="greedy")
     assert "conv2" in rep.permuted and rep.coverage >= 0.8, rep.coverage_line()
+
+
+def test_gpt2_conv1d_nm_pruning_groups_its_input_channels():
+    model, inp = build("gpt2")
+    rep = prune_model(model, inp, mask="2:4", solver="greedy")
+    assert abs(rep.weight_sparsity - 0.5) < 1e-9 and rep.permute.coverage >= 0.8
+    w = model.transformer.h[0].mlp.c_fc.weight.detach()      # stored (in, out)
+    kept = (w.t().reshape(w.shape[1], -1, 4) != 0).sum(-1)   # per output: every 4 consecutive inputs
+    assert int(kept.max()) == 2

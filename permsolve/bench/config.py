@@ -13,7 +13,10 @@ A sweep is described by flags or by a small TOML or JSON file::
     max_rounds = 50
 
 A solver that does not use its seed (``randomized = False``) runs only the
-first seed: the other seeds would repeat the same computation.
+first seed: the other seeds would repeat the same computation.  A solver that
+does not handle an instance (its ``supports`` refuses the instance's mask,
+axis or layout) is left out of that instance's cells, and :meth:`SweepConfig.plan`
+says why.
 
 Examples
 --------
@@ -33,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SweepConfig", "Cell", "supports", "load_config", "SUITE_DEFAULTS", "DEFAULT_DB", "default_solvers"]
+__all__ = ["SweepConfig", "Cell", "supports", "unsupported", "load_config", "SUITE_DEFAULTS", "DEFAULT_DB",
+           "default_solvers"]
 
 #: where results go unless ``--db`` says otherwise
 DEFAULT_DB = "results/permsolve.sqlite"
@@ -44,6 +48,7 @@ SUITE_DEFAULTS = {
     "standard": {"budgets": [0.5, 2.0, 8.0], "seeds": [0, 1, 2]},
     "large": {"budgets": [10.0, 60.0], "seeds": [0]},
     "real": {"budgets": [1.0, 5.0], "seeds": [0]},
+    "nm": {"budgets": [1.0, 10.0], "seeds": [0, 1]},
 }
 
 #: solvers a sweep leaves out unless named: ``auto`` only delegates to the others
@@ -63,8 +68,8 @@ def default_solvers() -> list[str]:
     return [s for s in solvers() if s not in META_SOLVERS]
 
 
-def supports(cls, problem) -> bool:
-    """Whether solver class ``cls`` handles ``problem``, without constructing it.
+def unsupported(cls, problem) -> str | None:
+    """None if solver class ``cls`` handles ``problem``, else its reason; without constructing it.
 
     ``Solver.supports`` reads class attributes (and at most the options);
     constructing a solver can be costly (a JIT warm-up), so ``__init__`` is skipped.
@@ -74,15 +79,30 @@ def supports(cls, problem) -> bool:
     >>> from permsolve.registry import get_solver
     >>> from permsolve import TileProblem
     >>> import numpy as np
-    >>> supports(get_solver("greedy"), TileProblem.from_matrix(np.ones((4, 4)), tile=(2, 2), sparsity=0.5))
-    True
+    >>> p = TileProblem.from_matrix(np.ones((4, 4)), tile=(2, 2), sparsity=0.5, axis="both")
+    >>> unsupported(get_solver("greedy"), p) is None, "axis=both" in unsupported(get_solver("ilp"), p)
+    (True, True)
     """
     obj = cls.__new__(cls)
     obj.opts = dict(cls.options)
     try:
-        return obj.supports(problem) is None
+        return obj.supports(problem)
     except Exception:  # a solver whose supports() needs a fully built instance
-        return cls().supports(problem) is None
+        return cls().supports(problem)
+
+
+def supports(cls, problem) -> bool:
+    """Whether solver class ``cls`` handles ``problem``, without constructing it (see :func:`unsupported`).
+
+    Examples
+    --------
+    >>> from permsolve.registry import get_solver
+    >>> from permsolve import TileProblem
+    >>> import numpy as np
+    >>> supports(get_solver("greedy"), TileProblem.from_matrix(np.ones((4, 4)), tile=(2, 2), sparsity=0.5))
+    True
+    """
+    return unsupported(cls, problem) is None
 
 
 @dataclass(frozen=True)
@@ -112,7 +132,7 @@ class SweepConfig:
 
     Parameters
     ----------
-    suite : ``smoke``, ``standard`` or ``large`` (ignored when ``instances`` is given)
+    suite : ``smoke``, ``standard``, ``large``, ``real`` or ``nm`` (ignored when ``instances`` is given)
     instances : instance names from the catalogue (``permsolve bench --list``)
     solvers : registered solver names; default all but ``auto``
     budgets : time limits in seconds
@@ -174,26 +194,38 @@ class SweepConfig:
 
     def cells(self) -> list[Cell]:
         """Every cell of the sweep, in a stable order (solvers that cannot handle an instance left out)."""
-        from permsolve.problem import TileProblem
+        return self.plan()[0]
+
+    def plan(self) -> tuple[list[Cell], list[tuple[str, str, str]]]:
+        """``(cells, left out)``: the cells, and ``(solver, instance, reason)`` for every pair a solver refuses.
+
+        Examples
+        --------
+        >>> cfg = SweepConfig(instances=["uniform-128x64-2:4-1"], solvers=["greedy", "anneal"], budgets=[1])
+        >>> cells, out = cfg.plan()
+        >>> [c.solver for c in cells], out[0][:2]
+        (['greedy'], ('anneal', 'uniform-128x64-2:4-1'))
+        """
         from permsolve.registry import solvers
 
         registry = solvers()
         instances, _ = self.resolved_instances()
-        out = []
+        out, left_out = [], []
         for inst in instances:
-            h, w = inst.tile
-            # supports() only looks at the problem's kind: a tiny stand-in avoids building big matrices here
-            probe = TileProblem.from_matrix(np.ones((h, w)), tile=inst.tile, sparsity=0.0, axis=inst.axis)
+            # supports() only looks at the problem's kind: a small stand-in avoids building big matrices here
+            probe = inst.probe()
             for solver in self.resolved_solvers():
                 cls = registry[solver]
-                if not supports(cls, probe):
+                why = unsupported(cls, probe)
+                if why:
+                    left_out.append((solver, inst.name, why))
                     continue
                 seeds = self.seeds if cls.randomized else self.seeds[:1]
                 opts = tuple(sorted(self.options.get(solver, {}).items()))
                 for budget in self.budgets:
                     for seed in seeds:
                         out.append(Cell(inst, solver, budget, seed, opts))
-        return out
+        return out, left_out
 
     def to_dict(self) -> dict:
         return {"suite": self.suite, "instances": self.instances, "solvers": self.solvers, "budgets": self.budgets,

@@ -98,7 +98,7 @@ def summarise(rows: list[dict]) -> list[dict]:
         g = np.array([r["gap_best"] for r in rs])
         out.append({"instance": inst, "family": rs[0]["family"], "rows": rs[0]["rows"], "cols": rs[0]["cols"],
                     "tile": rs[0]["tile"], **{k: rs[0][k] for k in ("sparsity", "mask", "axis") if k in rs[0]},
-                    "solver": solver, "budget": budget, "runs": len(rs),
+                    "mask": _mask_of(rs[0]), "solver": solver, "budget": budget, "runs": len(rs),
                     "fraction": float(np.median([r["fraction"] for r in rs])),
                     "gap_bound": float(np.median([r["gap_bound"] for r in rs])),
                     "gap_best": float(np.median(g)), "gap_best_min": float(g.min()), "gap_best_max": float(g.max()),
@@ -107,23 +107,32 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _mask_of(row: dict) -> str:
+    """A row's mask spec (rows written before masks were recorded are ``global``)."""
+    return row.get("mask") or "global"
+
+
 def ranking(summary: list[dict]) -> list[dict]:
-    """Per budget: each solver's mean rank over instances (1 = best gap), mean gap, wins, mean time.
+    """Per mask and budget: each solver's mean rank over instances (1 = best gap), mean gap, wins, mean time.
+
+    Instances of different masks are different problems (a 2:4 instance and a
+    tile instance share no scale), so each mask is ranked on its own.
 
     Examples
     --------
     >>> summary = [{"instance": i, "solver": s, "budget": 1.0, "gap_best": g, "seconds": 0.1}
     ...            for i, s, g in [("a", "x", 0.0), ("a", "y", 0.1), ("b", "x", 0.0), ("b", "y", 0.0)]]
-    >>> [(r["solver"], r["mean_rank"], r["wins"]) for r in ranking(summary)]
-    [('x', 1.25, 2), ('y', 1.75, 1)]
+    >>> [(r["mask"], r["solver"], r["mean_rank"], r["wins"]) for r in ranking(summary)]
+    [('global', 'x', 1.25, 2), ('global', 'y', 1.75, 1)]
     """
     from scipy.stats import rankdata
 
     out = []
-    for budget in sorted({s["budget"] for s in summary}):
+    keys = sorted({(_mask_of(s), s["budget"]) for s in summary})
+    for mask, budget in keys:
         by_inst = defaultdict(dict)
         for s in summary:
-            if s["budget"] == budget:
+            if s["budget"] == budget and _mask_of(s) == mask:
                 by_inst[s["instance"]][s["solver"]] = s
         acc = defaultdict(lambda: {"ranks": [], "gaps": [], "wins": 0, "secs": []})
         for inst, sols in by_inst.items():
@@ -137,7 +146,7 @@ def ranking(summary: list[dict]) -> list[dict]:
                 a["gaps"].append(gp)
                 a["secs"].append(sols[n]["seconds"])
                 a["wins"] += bool(round(gp, 9) <= gaps_r.min())
-        rows = [{"budget": budget, "solver": n, "instances": len(a["ranks"]), "mean_rank": float(np.mean(a["ranks"])),
+        rows = [{"mask": mask, "budget": budget, "solver": n, "instances": len(a["ranks"]), "mean_rank": float(np.mean(a["ranks"])),
                  "mean_gap_best": float(np.mean(a["gaps"])), "max_gap_best": float(np.max(a["gaps"])),
                  "wins": a["wins"], "mean_seconds": float(np.mean(a["secs"]))} for n, a in acc.items()]
         rows.sort(key=lambda r: (r["mean_rank"], r["mean_gap_best"]))
@@ -172,23 +181,36 @@ def _markdown(summary, rank, best, bound, errors, meta, manifest) -> str:
              "Gaps are in percent: *gap to best* = (best known - value) / best known, *gap to bound* = "
              "(best bound - value) / best bound; medians over seeds. Time is the solver's wall time in seconds "
              "(its budget is a limit; solvers that converge stop earlier).", ""]
-    parts += ["## Ranking per time budget", "",
-              "Mean rank over the instances each solver ran on (1 = smallest gap to best known; ties share a rank), "
+    masks = sorted({_mask_of(s) for s in summary}, key=lambda m: (m != "global", m))
+    parts += ["## Ranking per mask and time budget", "",
+              "Each mask is ranked on its own instances. Mean rank over the instances each solver ran on "
+              "(1 = smallest gap to best known; ties share a rank), "
               "mean and worst gap, the number of instances where it is best (ties count for all) out of those it ran "
-              "on (a solver that does not handle an instance's axes, or failed on it, has fewer), mean time.", ""]
-    for b in budgets:
-        rs = [r for r in rank if r["budget"] == b]
-        parts += [f"**budget {b:g} s**", "",
+              "on (a solver that does not handle an instance's mask or axes, or failed on it, has fewer; one that "
+              "handles none of a mask's instances is absent), mean time.", ""]
+    for mask, b in [(m, b) for m in masks for b in budgets]:
+        rs = [r for r in rank if r["budget"] == b and r["mask"] == mask]
+        if not rs:
+            continue
+        parts += [f"**mask {mask}, budget {b:g} s**", "",
                   _md_table(["place", "solver", "mean rank", "mean gap to best %", "worst gap %", "best on", "mean time s"],
                             [[r["place"], r["solver"], f"{r['mean_rank']:.2f}", _pct(r["mean_gap_best"]),
                              _pct(r["max_gap_best"]), f"{r['wins']}/{r['instances']}", f"{r['mean_seconds']:.3g}"]
                              for r in rs]), ""]
     top = budgets[-1]
     cell = {(s["instance"], s["solver"]): s for s in summary if s["budget"] == top}
+    mask_of = {s["instance"]: _mask_of(s) for s in summary}
     parts += [f"## Gap to best known (%) and time (s) at budget {top:g} s", "",
-              _md_table(["instance"] + solvers,
-                        [[f"`{i}`"] + [(f"{_pct(cell[i, s]['gap_best'])} ({cell[i, s]['seconds']:.2g} s)"
-                                         if (i, s) in cell else "-") for s in solvers] for i in instances]), ""]
+              "One table per mask; `-`: the solver did not run on the instance (it does not handle it).", ""]
+    for mask in masks:
+        insts = [i for i in instances if mask_of[i] == mask]
+        sols = [s for s in solvers if any((i, s) in cell for i in insts)]
+        if not insts or not sols:
+            continue
+        parts += [f"**mask {mask}**", "",
+                  _md_table(["instance"] + sols,
+                            [[f"`{i}`"] + [(f"{_pct(cell[i, s]['gap_best'])} ({cell[i, s]['seconds']:.2g} s)"
+                                             if (i, s) in cell else "-") for s in sols] for i in insts]), ""]
     parts += ["## Per instance", ""]
     by_inst = defaultdict(list)
     for s in summary:
@@ -198,7 +220,8 @@ def _markdown(summary, rank, best, bound, errors, meta, manifest) -> str:
         e = manifest.get(i) or {}
         who = e.get("best_value_by") or {}
         parts += [f"### `{i}`", "",
-                  f"{ss[0]['rows']}x{ss[0]['cols']}, tile {ss[0]['tile']}, family {ss[0]['family']}. "
+                  f"{ss[0]['rows']}x{ss[0]['cols']}, mask {ss[0]['mask']}, tile {ss[0]['tile']}, "
+                  f"family {ss[0]['family']}. "
                   f"Best known {best[i]:.10g} ({who.get('solver', 'this database')}), best bound {bound[i]:.10g}"
                   + (f"; provenance: {e['provenance']}" if e.get("provenance") else "") + ".", "",
                   _md_table(["solver", "budget s", "runs", "retained fraction", "gap to bound %", "gap to best %",
@@ -313,7 +336,7 @@ def plot_pareto(summary, out_dir) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    families = sorted({s["family"] for s in summary})
+    families = sorted({(s["family"], _mask_of(s)) for s in summary})
     solvers = sorted({s["solver"] for s in summary})
     budgets = sorted({s["budget"] for s in summary})
     colors = _colors(solvers)
@@ -321,11 +344,12 @@ def plot_pareto(summary, out_dir) -> list[str]:
     ncols = min(3, len(families))
     nrows = -(-len(families) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.8 * ncols, 3.6 * nrows), squeeze=False)
-    for ax, fam in zip(axes.flat, families):
+    for ax, (fam, mask) in zip(axes.flat, families):
         pts = []
+        of_panel = [x for x in summary if x["family"] == fam and _mask_of(x) == mask]
         for s in solvers:
             for b in budgets:
-                ss = [x for x in summary if x["family"] == fam and x["solver"] == s and x["budget"] == b]
+                ss = [x for x in of_panel if x["solver"] == s and x["budget"] == b]
                 if not ss:
                     continue
                 t = float(np.mean([x["seconds"] for x in ss]))
@@ -341,8 +365,8 @@ def plot_pareto(summary, out_dir) -> list[str]:
         if front:
             fx, fy = zip(*front)
             ax.plot(fx, fy, "-", color="k", lw=1, alpha=0.6, drawstyle="steps-post", zorder=0)
-        n_inst = len({x["instance"] for x in summary if x["family"] == fam})
-        ax.set_title(f"{fam} ({n_inst} instance{'s' if n_inst > 1 else ''})", fontsize=9)
+        n_inst = len({x["instance"] for x in of_panel})
+        ax.set_title(f"{fam}, mask {mask} ({n_inst} instance{'s' if n_inst > 1 else ''})", fontsize=9)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=0.01)
         ax.set_ylim(bottom=-0.001, top=max([g for _, g, _, _ in pts] + [0.05]) * 1.8)
@@ -355,7 +379,7 @@ def plot_pareto(summary, out_dir) -> list[str]:
     handles = [plt.Line2D([], [], color=colors[s], marker="o", lw=0) for s in solvers]
     handles += [plt.Line2D([], [], color="gray", marker=markers[b], lw=0) for b in budgets]
     labels = list(solvers) + [f"budget {b:g} s" for b in budgets]
-    _frame(fig, handles, labels, "Time against gap per instance family; black steps: the Pareto front "
+    _frame(fig, handles, labels, "Time against gap per instance family and mask; black steps: the Pareto front "
            "(no other point is both faster and better)")
     return _save(fig, out_dir, "pareto")
 

@@ -26,7 +26,7 @@ def add_parser(sub):
                        description="Run instances x solvers x time budgets x seeds, in parallel on Dask, "
                                    "into a SQLite database.  Re-running skips the cells already stored.")
     p.add_argument("config", nargs="?", metavar="CONFIG", help="sweep file (.toml or .json); flags override it")
-    p.add_argument("--suite", default=None, help="smoke, standard, large or real (default: smoke)")
+    p.add_argument("--suite", default=None, help="smoke, standard, large, real or nm (default: smoke)")
     p.add_argument("--instances", type=_csv(str), default=None, metavar="NAME,...",
                    help="instance names instead of a suite (see --list)")
     p.add_argument("--solvers", type=_csv(str), default=None, metavar="NAME,...",
@@ -66,7 +66,8 @@ def run(args):
     if args.list:
         for inst in instances:
             m, n = inst.shape()
-            print(f"{inst.name:48s} {inst.family:9s} {m}x{n} tile {inst.tile[0]}x{inst.tile[1]} s={inst.sparsity:g}")
+            print(f"{inst.name:48s} {inst.family:9s} {m}x{n} tile {inst.tile[0]}x{inst.tile[1]} s={inst.sparsity:g} "
+                  f"mask {inst.mask} axis {inst.axis}")
         return 0
     if args.init_manifest:
         from permsolve.problems.manifest import Manifest
@@ -78,7 +79,9 @@ def run(args):
         man.save()
         print(f"{len(new)} new manifest entries in {man.path} ({len(instances)} instances)")
         return 0
-    cells = cfg.cells()
+    cells, left_out = cfg.plan()
+    for line in left_out_notes(left_out):
+        print(f"note: {line}", file=sys.stderr)
     if args.dry_run:
         for c in cells:
             print(c.key)
@@ -99,3 +102,21 @@ def run(args):
         print(f"manifest: {line}")
     print(f"{s.cells} cells: {s.ran} run now ({s.errors} errors), {s.skipped} already in {s.db}; {s.seconds:.1f} s")
     return 1 if s.errors else 0
+
+
+def left_out_notes(left_out) -> list[str]:
+    """One line per (solver, reason): the instances that solver leaves out and why.
+
+    Examples
+    --------
+    >>> left_out_notes([("anneal", "a", "no N:M"), ("anneal", "b", "no N:M")])
+    ['anneal skips 2 instances (a, b): no N:M']
+    """
+    by = {}
+    for solver, inst, why in left_out:
+        by.setdefault((solver, why), []).append(inst)
+    out = []
+    for (solver, why), insts in by.items():
+        names = ", ".join(insts[:4]) + (f", ... {len(insts) - 4} more" if len(insts) > 4 else "")
+        out.append(f"{solver} skips {len(insts)} instance{'s' if len(insts) > 1 else ''} ({names}): {why}")
+    return out

@@ -1,8 +1,14 @@
 """``permsolve prune``: permute and tile-prune a PyTorch model, save the pruned state dict.
 
-``permsolve prune MODEL [--checkpoint PATH] --tile HxW --sparsity S [--solver NAME]
-[--budget global|layer|sensitivity] [--scope layer|group|joint] [--metric l1|l2] [--time-limit SECONDS]
-[--seed N] [--input-shape 1,3,32,32] --out PATH [--keep-masks] [--json]``
+``permsolve prune MODEL [--checkpoint PATH] --tile HxW --sparsity S [--mask global|row-balanced|N:M]
+[--solver NAME] [--budget global|layer|sensitivity] [--scope layer|group|joint] [--metric l1|l2]
+[--time-limit SECONDS] [--seed N] [--input-shape 1,3,32,32] --out PATH [--keep-masks] [--json]``
+
+With ``--mask N:M`` (``2:4``, ``4:8``, ...) neither ``--tile`` nor ``--sparsity``
+is given: every layer keeps N of every M consecutive input weights (a conv's
+along its input channels at each spatial position), the input channels are
+permuted for it, and layers whose input count is not a multiple of M stay
+dense (listed as not pruned).
 
 MODEL is a zoo name (``permsolve zoo``; its shipped checkpoint is used and its
 validation accuracy is printed before and after), ``module:factory``, a
@@ -30,10 +36,14 @@ def add_parser(sub):
                                    "save the pruned state dict.")
     p.add_argument("model", metavar="MODEL", help="zoo name, module:factory, or a Hugging Face model directory")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="state dict to load (zoo: the shipped one)")
-    p.add_argument("--tile", required=True, metavar="HxW")
-    p.add_argument("--sparsity", required=True, type=float, metavar="S", help="fraction of tiles pruned")
+    p.add_argument("--tile", default=None, metavar="HxW", help="tile shape (not with an N:M mask)")
+    p.add_argument("--sparsity", default=None, type=float, metavar="S",
+                   help="fraction of tiles pruned (not with an N:M mask)")
+    p.add_argument("--mask", default="global", metavar="MASK",
+                   help="global (default), row-balanced, or N:M such as 2:4")
     p.add_argument("--solver", default="greedy", metavar="NAME", help="identity = plain tile pruning")
-    p.add_argument("--budget", default="global", choices=["global", "layer", "sensitivity"])
+    p.add_argument("--budget", default=None, choices=["global", "layer", "sensitivity"],
+                   help="default: global (an N:M mask is per layer)")
     p.add_argument("--scope", default="layer", choices=["layer", "group", "joint"])
     p.add_argument("--metric", default="l1", choices=["l1", "l2"])
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="per channel group")
@@ -114,10 +124,22 @@ def run(args):
     from permsolve.registry import get_solver
     from permsolve.torch.prune import prunable_layers, prune_model
 
+    from permsolve.masks import get_mask
+
     get_solver(args.solver)
-    tile = parse_tile(args.tile)
-    if not 0.0 <= args.sparsity <= 1.0:
-        raise UsageError(f"--sparsity must be in [0, 1], got {args.sparsity}")
+    mask = get_mask(args.mask)
+    if mask.fixed_tile is not None:               # N:M: the mask fixes tile, sparsity and the budget
+        for flag, value in (("--tile", args.tile), ("--sparsity", args.sparsity), ("--budget", args.budget)):
+            if value is not None:
+                raise UsageError(f"{flag} does not apply to the {mask} mask (it fixes tile, sparsity and budget)")
+        tile = sparsity = None
+    else:
+        for flag, value in (("--tile", args.tile), ("--sparsity", args.sparsity)):
+            if value is None:
+                raise UsageError(f"{flag} is required with the {mask} mask")
+        tile, sparsity = parse_tile(args.tile), args.sparsity
+        if not 0.0 <= sparsity <= 1.0:
+            raise UsageError(f"--sparsity must be in [0, 1], got {sparsity}")
     is_zoo = args.model in zoo.names()
     if is_zoo:
         model = zoo.load(args.model) if args.checkpoint is None else zoo.build(args.model)
@@ -148,8 +170,8 @@ def run(args):
                              "so it needs a zoo model")
         from permsolve.compress.srinit import sensitivity_allocation
 
-        alloc = sensitivity_allocation(model, float(args.sparsity), layers=prunable_layers(model))
-    report = prune_model(model, example, tile=tile, sparsity=args.sparsity, solver=args.solver,
+        alloc = sensitivity_allocation(model, float(sparsity), layers=prunable_layers(model))
+    report = prune_model(model, example, tile=tile, sparsity=sparsity, mask=mask, solver=args.solver,
                          metric=args.metric, scope=args.scope, budget=args.budget,
                          time_limit=args.time_limit, seed=args.seed, layer_sparsity=alloc)
     acc_after = zoo.evaluate(model) if is_zoo else None

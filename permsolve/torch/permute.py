@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..masks import Mask, get_mask
 from ..metrics import importance as importance_of
 from ..problem import Member, TileProblem, expand_perm, parse_tile
 from ..registry import get_solver, solve
@@ -26,7 +27,8 @@ from .graph import Binding, ChannelGraph, Group, channel_graph, is_conv1d, split
 from .joint import ascent_pass, model_objective
 
 __all__ = ["permute_model", "PermuteReport", "GroupReport", "PermutationError", "TraceError", "weight_matrix",
-           "group_problem", "apply_permutation", "prunable_layers", "SCOPES", "RTOL"]
+           "group_problem", "apply_permutation", "prunable_layers", "SCOPES", "RTOL", "channel_last",
+           "nm_weight_matrix", "nm_unsupported", "mask_arguments"]
 
 SCOPES = {
     "layer": "TileTrans: the producers' rows decide (their retained importance is the objective); "
@@ -174,6 +176,87 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
             and getattr(m, "weight", None) is not None}
 
 
+def channel_last(mask: str | Mask) -> bool:
+    """Whether ``mask`` runs along input channels at each spatial position (N:M), not over tiles.
+
+    A family that fixes its tile (N:M: 1x1 elements) is the sparsity of sparse
+    tensor cores: a conv weight is then viewed as ``(C_out, kh*kw*C_in)``
+    (:func:`nm_weight_matrix`), a Linear as ``(out, in)``.
+
+    Examples
+    --------
+    >>> channel_last("2:4"), channel_last("global")
+    (True, False)
+    """
+    return get_mask(mask).fixed_tile is not None
+
+
+def nm_weight_matrix(mod: nn.Module) -> np.ndarray:
+    """Matrix view ``(C_out, kh*kw*C_in)`` of a Linear/Conv weight, input channels fastest, float64 numpy.
+
+    The layout N:M kernels use: row ``o`` lists, for every spatial position in
+    turn, the weights of all input channels.  A Linear weight is ``(out, in)``.
+
+    Examples
+    --------
+    >>> conv = torch.nn.Conv2d(4, 2, 3)
+    >>> M = nm_weight_matrix(conv)
+    >>> M.shape, float(M[1, 4]) == float(conv.weight.detach()[1, 0, 0, 1])
+    ((2, 36), True)
+    """
+    w = _weight(mod)
+    if hasattr(mod, "weight_orig") and hasattr(mod, "weight_mask"):
+        w = (mod.weight_orig * mod.weight_mask).detach()
+    if is_conv1d(mod):    # GPT-2's Conv1D stores (in, out)
+        w = w.t()
+    if w.dim() > 2:
+        w = w.movedim(1, -1)
+    return w.reshape(w.shape[0], -1).double().cpu().numpy()
+
+
+def nm_unsupported(mod: nn.Module, mask: str | Mask) -> str | None:
+    """None if ``mask`` (N:M) can prune ``mod``'s weight, else why not (in one line).
+
+    Groups of M run along the input channels, so the input channel count (of
+    each conv group) must be a multiple of M, as in NVIDIA's ASP.
+
+    Examples
+    --------
+    >>> nm_unsupported(torch.nn.Linear(8, 2), "2:4") is None, nm_unsupported(torch.nn.Conv2d(1, 8, 3), "2:4")
+    (True, '2:4 needs the input channels (1) to be a multiple of 4')
+    """
+    mask = get_mask(mask)
+    c_in = _weight(mod).shape[1]
+    try:
+        mask.check_grid(1, c_in)
+    except ValueError as e:
+        m = getattr(mask, "m", None)
+        return f"{mask} needs the input channels ({c_in}) to be a multiple of {m}" if m else f"{c_in} input channels: {e}"
+    return None
+
+
+def mask_arguments(mask, tile, sparsity) -> tuple[Mask, tuple[int, int], float]:
+    """``(mask, tile, sparsity)`` checked: a family that fixes tile and sparsity (N:M) fills them in.
+
+    Examples
+    --------
+    >>> mask_arguments("2:4", None, None)
+    (NMMask(n=2, m=4), (1, 1), 0.5)
+    >>> mask_arguments("global", "16x1", 0.5)
+    (GlobalMask(), (16, 1), 0.5)
+    """
+    mask = get_mask(mask)
+    if mask.fixed_tile is not None:
+        if tile is not None and parse_tile(tile) != mask.fixed_tile:
+            raise ValueError(f"tile does not apply to the {mask} mask (it fixes tile and sparsity)")
+        if sparsity is not None and abs(float(sparsity) - mask.fixed_sparsity) > 1e-12:
+            raise ValueError(f"the {mask} mask implies sparsity {mask.fixed_sparsity:g}, got {sparsity}")
+        return mask, mask.fixed_tile, mask.fixed_sparsity
+    if tile is None or sparsity is None:
+        raise ValueError(f"the {mask} mask needs tile= and sparsity=")
+    return mask, parse_tile(tile), float(sparsity)
+
+
 def _tensors(mod: nn.Module, base: str) -> list[torch.Tensor]:
     """The stored tensors behind ``base`` (``weight`` or ``weight_orig`` and ``weight_mask``)."""
     out = []
@@ -265,7 +348,7 @@ def _member_sparsity(s: float) -> float:
     return min(max(float(s), 0.0), 1.0 - 1e-9)
 
 
-def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metric: str = "l1",
+def group_problem(model: nn.Module, group: Group, *, tile=None, sparsity: float | None = None, metric: str = "l1",
                   scope: str = "layer", mask: str = "global",
                   layer_sparsity: Mapping[str, float] | None = None) -> TileProblem:
     """The :class:`~permsolve.TileProblem` of one channel group, from the current weights.
@@ -275,9 +358,15 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
     with their rows (unit 1), consumers with a column range (unit ``kh*kw``
     for a conv, ``h*w`` for a flattened channel), depthwise convs with their
     rows.  ``scope="layer"`` counts the producers only.
+
+    With an N:M mask (:func:`channel_last`) the producers' rows cannot change
+    the value, so the consumers' input channels carry the objective whatever
+    the scope (see :func:`_nm_members`).
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; scopes are: {', '.join(SCOPES)}")
+    if channel_last(mask):
+        return _group_tile_problem(_nm_members(model, group, get_mask(mask), metric), group)
     modules = dict(model.named_modules())
     prunable = prunable_layers(model)
     ls = dict(layer_sparsity or {})
@@ -308,6 +397,10 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
         elif b.role == "channels" and isinstance(mod, nn.modules.conv._ConvNd):
             M = importance_of(weight_matrix(mod), metric)[b.offset:b.offset + b.n]
             members.append(Member(M, tile, s, mask, rows="perm", name=f"{b.module} depthwise"))
+    return _group_tile_problem(members, group)
+
+
+def _group_tile_problem(members: list[Member], group: Group) -> TileProblem:
     if not members:
         raise ValueError(f"group {group.name} has no weight matrix to optimise")
     if len(members) == 1:  # a single-matrix problem, named as from_matrix names it
@@ -317,6 +410,44 @@ def group_problem(model: nn.Module, group: Group, *, tile, sparsity: float, metr
         m.rows, m.cols = (pname, None) if m.rows else (None, pname)
         return TileProblem(members, {pname: group.size}, axis=axis)
     return TileProblem(members, {"perm": group.size})
+
+
+def _nm_members(model: nn.Module, group: Group, mask: Mask, metric: str) -> list[Member]:
+    """The members of an N:M group problem: every consumer's input channels of the group.
+
+    A conv consumer's matrix is its :func:`nm_weight_matrix` restricted to the
+    group's channels at every spatial position, ``(C_out, kh*kw*n)``, whose
+    channel units are strided (``kh*kw`` columns ``n`` apart); a Linear's is its
+    column range (contiguous units: ``h*w`` features of a flattened channel).
+    Consumers that N:M cannot prune (:func:`nm_unsupported`) are left out (they
+    stay dense); a channel range that splits an N:M group of its layer is an
+    error (the group is then skipped with that reason).
+    """
+    modules = dict(model.named_modules())
+    producers = {b.module for b in group.producers}
+    members = []
+    for b in group.consumers:
+        mod = modules[b.module]
+        if b.module in producers or getattr(mod, "weight", None) is None or nm_unsupported(mod, mask):
+            continue
+        S = importance_of(nm_weight_matrix(mod), metric)
+        c_in = _weight(mod).shape[1]
+        if _weight(mod).dim() > 2:            # conv: k = kh*kw spatial positions, channels fastest
+            k = S.shape[1] // c_in
+            c0 = b.offset // b.unit
+            cols = (np.arange(k)[:, None] * c_in + c0 + np.arange(b.n)[None, :]).ravel()
+            unit, layout = k, "strided" if k > 1 else "contiguous"
+        else:
+            cols = np.arange(b.offset, b.offset + b.n * b.unit)
+            unit, layout = b.unit, "contiguous"
+        gid = mask.groups(1, S.shape[1], mask.fixed_sparsity)[0].ravel()
+        if np.isin(gid, gid[cols]).sum() != cols.size:
+            raise ValueError(f"{b}: the group's channels split {mask} groups of {b.module}'s inputs")
+        members.append(Member(S[:, cols], mask=mask, cols="perm", col_unit=unit, col_layout=layout,
+                              name=f"{b.module} cols"))
+    if not members:
+        raise ValueError(f"group {group.name}: no consumer the {mask} mask can prune")
+    return members
 
 
 # -------------------------------------------------------------- the check
@@ -353,7 +484,8 @@ def _as_tuple(example_inputs):
 TRACE_FAILURE = ("error", "warn")
 
 
-def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solver: str = "greedy",
+def permute_model(model: nn.Module, example_inputs, *, tile=None, sparsity: float | None = None,
+                  solver: str = "greedy",
                   metric: str = "l1", scope: str = "layer", time_limit: float | None = None, seed: int = 0,
                   mask: str = "global", layer_sparsity: Mapping[str, float] | None = None,
                   on_unsupported: str = "error", graph: ChannelGraph | None = None, tracer: str = "auto",
@@ -369,7 +501,8 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
         arguments (``{"input_ids": ..., "attention_mask": ...}``); used to trace and
         for the output check
     tile : ``(h, w)`` or ``"HxW"``; tiles larger than a matrix are zero-padded edge tiles
-    sparsity : fraction of each matrix's tiles the problem prunes
+        (not needed with an N:M mask)
+    sparsity : fraction of each matrix's tiles the problem prunes (not needed with an N:M mask)
     solver : any registered solver (``permsolve solvers``); ``identity`` changes nothing
     metric : importance metric (``l1`` or ``l2``; the others need data this function does not have)
     scope : ``layer`` (TileTrans: producers decide), ``group`` (then one pass where all members
@@ -377,7 +510,8 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
         :mod:`permsolve.torch.joint`.  In model objective ``joint >= group >= layer``.
     time_limit : seconds per group, for anytime solvers
     seed : seed of randomized solvers
-    mask : mask family of the per-matrix problems
+    mask : mask of the per-matrix problems (``"global"``, ``"row-balanced"``, ``"2:4"``, ...); with
+        N:M the consumers' input channels carry the objective (:func:`group_problem`)
     layer_sparsity : module name -> sparsity, overriding ``sparsity`` for that layer
     on_unsupported : ``error`` (raise) or ``skip`` (leave the group unpermuted and
         say so) when the solver refuses a group's problem
@@ -416,7 +550,7 @@ def permute_model(model: nn.Module, example_inputs, *, tile, sparsity: float, so
     (True, 1.0)
     """
     t0 = time.perf_counter()
-    tile = parse_tile(tile)
+    mask, tile, sparsity = mask_arguments(mask, tile, sparsity)
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; scopes are: {', '.join(SCOPES)}")
     if metric in ("taylor", "activation"):

@@ -22,7 +22,11 @@ Budgets
 (over its real entries) of every pruned layer; ``round(s * all tiles)`` tiles with the lowest means
 are pruned, so a layer may end up much sparser than ``s``, or fully pruned.
 ``layer``: every layer keeps its own best ``1 - s`` of tiles (the mask
-family ``mask``).  ``layer_sparsity`` (a dict module name -> sparsity)
+family ``mask``).  An N:M mask (``mask="2:4"``) is a per-layer rule of its
+own: in every output row, each group of M consecutive input weights of the
+``(C_out, kh, kw, C_in)`` order keeps its N largest (:func:`nm_masks`); it
+fixes tile and sparsity, and layers whose input channel count is not a
+multiple of M stay dense and are listed in ``PruneReport.skipped``.  ``layer_sparsity`` (a dict module name -> sparsity)
 overrides ``s`` per layer, for allocations computed elsewhere (sensitivity).
 """
 from __future__ import annotations
@@ -40,10 +44,11 @@ from ..masks import get_mask, n_pruned
 from ..metrics import importance as importance_of
 from ..problem import parse_tile, tile_scores
 from .graph import is_conv1d
-from .permute import PermuteReport, _as_tuple, permute_model, prunable_layers, weight_matrix
+from .permute import (PermuteReport, _as_tuple, channel_last, mask_arguments, nm_unsupported, nm_weight_matrix,
+                      permute_model, prunable_layers, weight_matrix)
 
 __all__ = ["TilePruning", "prune_model", "PruneReport", "LayerReport", "prunable_layers", "tile_masks",
-           "BUDGETS"]
+           "nm_masks", "BUDGETS"]
 
 BUDGETS = {
     "global": "one threshold over the mean importance of all tiles of all pruned layers (TileTrans)",
@@ -109,6 +114,9 @@ class PruneReport:
     sparsity: float = 0.0
     tile: tuple[int, int] = (1, 1)
     seconds: float = 0.0
+    mask: str = "global"
+    #: layers left dense, with the reason (N:M: input channels not a multiple of M)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def weight_sparsity(self) -> float:
@@ -123,7 +131,8 @@ class PruneReport:
         return sum(l.retained for l in self.layers) / tot if tot > 0 else 1.0
 
     def to_dict(self) -> dict:
-        return {"budget": self.budget, "sparsity": self.sparsity, "tile": list(self.tile),
+        return {"budget": self.budget, "sparsity": self.sparsity, "tile": list(self.tile), "mask": self.mask,
+                "skipped": dict(self.skipped),
                 "weight_sparsity": self.weight_sparsity, "retained_fraction": self.retained_fraction,
                 "seconds": self.seconds, "layers": [l.to_dict() for l in self.layers],
                 "permute": self.permute.to_dict() if self.permute else None}
@@ -136,6 +145,7 @@ class PruneReport:
         lines.append(f"{'all':<28} {'':>10} {sum(l.tiles for l in self.layers):>6} "
                      f"{sum(l.tiles_pruned for l in self.layers):>6} {self.weight_sparsity:>10.3f} "
                      f"{self.retained_fraction:>9.3f}")
+        lines += [f"{name:<28} not pruned: {why}" for name, why in self.skipped.items()]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -193,14 +203,87 @@ def tile_masks(model: nn.Module, *, tile, sparsity: float, metric: str = "l1", b
     return {n: keep[n] for n in scores}
 
 
+def nm_masks(model: nn.Module, *, mask: str = "2:4", metric: str = "l1",
+             layers: Mapping[str, nn.Module] | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """N:M keep-masks in each layer's weight shape, and the layers N:M cannot prune (nothing is changed).
+
+    In every output row, each group of M consecutive weights of the
+    :func:`~permsolve.torch.permute.nm_weight_matrix` view (a conv's
+    ``(C_out, kh, kw, C_in)`` order: groups over input channels at every
+    spatial position) keeps its N most important.
+
+    Returns
+    -------
+    ``(keep, skipped)``: boolean arrays shaped like each weight; ``{layer: reason}``
+
+    Examples
+    --------
+    >>> from permsolve import zoo
+    >>> keep, skipped = nm_masks(zoo.load("alexnet"), mask="2:4")
+    >>> keep["features.2"].shape, float(keep["features.2"].mean()), skipped
+    ((64, 32, 3, 3), 0.5, {'features.0': '2:4 needs the input channels (1) to be a multiple of 4'})
+    """
+    fam = get_mask(mask)
+    layers = prunable_layers(model) if layers is None else layers
+    keep, skipped = {}, {}
+    for name, mod in layers.items():
+        why = nm_unsupported(mod, fam)
+        if why:
+            skipped[name] = why
+            continue
+        imp = importance_of(nm_weight_matrix(mod), metric)
+        sel = fam.select(imp, fam.fixed_sparsity)
+        shape = tuple(mod.weight.shape)
+        if len(shape) > 2:        # (C_out, kh, kw, C_in) back to (C_out, C_in, kh, kw)
+            sel = np.moveaxis(sel.reshape(shape[0], *shape[2:], shape[1]), -1, 1)
+        if is_conv1d(mod):        # GPT-2's Conv1D stores (in, out)
+            sel = sel.T
+        keep[name] = np.ascontiguousarray(sel.reshape(shape))
+    return keep, skipped
+
+
+def _prune_nm(model, example_inputs, mask, *, solver, metric, scope, budget, time_limit, seed,
+              layer_sparsity, solver_options) -> PruneReport:
+    """:func:`prune_model` with an N:M mask: permute the consumers' input channels, then N:M-prune."""
+    t0 = time.perf_counter()
+    if budget not in (None, "layer"):
+        raise ValueError(f"budget {budget!r} does not apply to the {mask} mask (every layer keeps {mask})")
+    if layer_sparsity:
+        raise ValueError(f"layer_sparsity does not apply to the {mask} mask (it fixes the sparsity)")
+    perm_report = None
+    if solver != "identity":
+        perm_report = permute_model(model, _as_tuple(example_inputs), mask=mask, solver=solver, metric=metric,
+                                    scope=scope, time_limit=time_limit, seed=seed, **solver_options)
+    layers = prunable_layers(model)
+    keep, skipped = nm_masks(model, mask=mask, metric=metric, layers=layers)
+    report = PruneReport(permute=perm_report, budget="layer", sparsity=mask.fixed_sparsity, tile=(1, 1),
+                         mask=str(mask), skipped=skipped)
+    for name, k in keep.items():
+        mod = layers[name]
+        imp = importance_of(nm_weight_matrix(mod), metric)
+        kept = k.T if is_conv1d(mod) else _nm_view(k)
+        TilePruning.apply(mod, "weight", mask=torch.from_numpy(k.astype(np.float32)))
+        report.layers.append(LayerReport(name, imp.shape, k.size, int((~k).sum()), float(1.0 - k.mean()),
+                                         float(imp[kept].sum()), float(imp.sum())))
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _nm_view(a: np.ndarray) -> np.ndarray:
+    """An array shaped like a weight, in the :func:`~permsolve.torch.permute.nm_weight_matrix` view."""
+    if a.ndim > 2:
+        a = np.moveaxis(a, 1, -1)
+    return a.reshape(a.shape[0], -1)
+
+
 def global_allocation(model: nn.Module, *, tile, sparsity: float, metric: str = "l1") -> dict[str, float]:
     """Per-layer tile sparsity that the global budget gives on the model as it is."""
     masks = tile_masks(model, tile=tile, sparsity=sparsity, metric=metric, budget="global")
     return {n: 1.0 - float(k.mean()) for n, k in masks.items()}
 
 
-def prune_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solver: str = "greedy",
-                metric: str = "l1", scope: str = "layer", budget: str = "global",
+def prune_model(model: nn.Module, example_inputs, *, tile=None, sparsity: float | None = None,
+                solver: str = "greedy", metric: str = "l1", scope: str = "layer", budget: str | None = None,
                 time_limit: float | None = None, seed: int = 0, mask: str = "global",
                 layer_sparsity: Mapping[str, float] | None = None, **solver_options) -> PruneReport:
     """Permute ``model`` for tile pruning, then tile-prune every Linear and Conv weight in place.
@@ -210,12 +293,15 @@ def prune_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solv
     model, example_inputs, tile, sparsity, solver, metric, scope, time_limit, seed, mask :
         as for :func:`~permsolve.torch.permute.permute_model`; ``solver="identity"``
         skips the permutation (plain tile pruning).
-    budget : ``global`` (one threshold over all layers' tile means, TileTrans),
+    budget : ``global`` (one threshold over all layers' tile means, TileTrans; the default),
         ``layer`` (each layer prunes ``sparsity`` of its tiles) or ``sensitivity``
         (every layer pruned to the sparsity that ``layer_sparsity`` allocates to it
         from measured sensitivities, e.g.
         ``permsolve.compress.srinit.sensitivity_allocation``; the measurement is the
-        caller's, since it needs data and an accuracy function)
+        caller's, since it needs data and an accuracy function); an N:M mask is per layer
+    mask : ``global``, ``row-balanced`` or N:M such as ``"2:4"``; N:M needs neither ``tile`` nor
+        ``sparsity`` and prunes along input channels (:func:`nm_masks`); layers it cannot prune
+        are listed in ``PruneReport.skipped``
     layer_sparsity : module name -> sparsity; those layers are pruned to their own
         sparsity whatever the budget (the others follow ``budget``); with
         ``budget="sensitivity"`` it must cover every prunable layer
@@ -239,7 +325,12 @@ def prune_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solv
     (True, True)
     """
     t0 = time.perf_counter()
-    tile = parse_tile(tile)
+    mask, tile, sparsity = mask_arguments(mask, tile, sparsity)
+    if channel_last(mask):
+        return _prune_nm(model, example_inputs, mask, solver=solver, metric=metric, scope=scope, budget=budget,
+                         time_limit=time_limit, seed=seed, layer_sparsity=layer_sparsity,
+                         solver_options=solver_options)
+    budget = "global" if budget is None else budget
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; budgets are: {', '.join(BUDGETS)}")
     if not 0.0 <= float(sparsity) <= 1.0:
@@ -264,7 +355,7 @@ def prune_model(model: nn.Module, example_inputs, *, tile, sparsity: float, solv
     keep = tile_masks(model, tile=tile, sparsity=sparsity, metric=metric, budget=budget, mask=mask,
                       layer_sparsity=layer_sparsity, layers=layers)
     h, w = tile
-    report = PruneReport(permute=perm_report, budget=budget, sparsity=float(sparsity), tile=tile)
+    report = PruneReport(permute=perm_report, budget=budget, sparsity=float(sparsity), tile=tile, mask=str(mask))
     for name, mod in layers.items():
         W = weight_matrix(mod)
         m, n = W.shape
