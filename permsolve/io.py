@@ -20,6 +20,28 @@ __all__ = ["load_tensor", "list_tensors", "FORMATS"]
 FORMATS = (".npy", ".npz", ".pt", ".pth", ".safetensors")
 
 
+def _as_real(name: str, arr) -> np.ndarray:
+    """``arr`` as float64; a dtype that is not a plain real number is refused, not converted."""
+    arr = np.asarray(arr)
+    kind = arr.dtype.kind
+    if kind in "biuf":
+        return arr.astype(np.float64, copy=False)
+    what = {"c": "complex (the imaginary part would be lost)", "V": "structured (record)", "M": "datetime64",
+            "m": "timedelta64", "O": "object", "U": "string", "S": "bytes"}.get(kind, str(arr.dtype))
+    label = f"tensor {name!r}" if name else "the array"
+    raise ValueError(f"{label} has dtype {arr.dtype} ({what}); a weight or importance must be real numbers")
+
+
+def _flatten(obj, prefix: str, out: dict, torch) -> None:
+    """Tensors of a (nested) state dict under dotted names; anything else that is not a dict is skipped."""
+    for k, v in obj.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, torch.Tensor):
+            out[name] = v
+        elif isinstance(v, dict):
+            _flatten(v, f"{name}.", out, torch)
+
+
 def _tensors(path: Path) -> dict:
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -34,10 +56,17 @@ def _tensors(path: Path) -> dict:
         if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
             obj = obj["state_dict"]
         if isinstance(obj, torch.Tensor):
-            return {"": obj.detach().double().numpy()}
+            obj = {"": obj}
         if not isinstance(obj, dict):
             raise ValueError(f"{path.name} holds a {type(obj).__name__}, not a state dict")
-        return {k: v.detach().double().numpy() for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        flat: dict = {}
+        _flatten(obj, "", flat, torch)          # nested dicts: "encoder.weight" as in a module's state dict
+        out = {}
+        for k, v in flat.items():
+            if v.is_complex():
+                _as_real(k, v.numpy())          # refused with the dtype named
+            out[k] = v.detach().double().numpy()
+        return out
     if suffix == ".safetensors":
         from safetensors.numpy import load_file
 
@@ -63,12 +92,18 @@ def load_tensor(path, key: str | None = None) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a file")
+    if not path.is_file():       # a FIFO or a device would block the reader forever
+        raise ValueError(f"{path} is not a regular file (a pipe or a device?); save the tensor to a file first")
     if path.suffix.lower() not in FORMATS:
         raise ValueError(f"unsupported file type {path.suffix or '(none)'}; use one of {', '.join(FORMATS)}")
     try:
         tensors = _tensors(path)
     except Exception as e:  # corrupt or foreign file: one line, not a traceback
         raise ValueError(f"cannot read {path.name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    if not tensors:
+        raise ValueError(f"{path.name} holds no tensor")
     if key in (None, ""):
         if len(tensors) != 1:
             raise ValueError(f"{path.name} holds {len(tensors)} tensors; name one with --key: {', '.join(tensors)}")
@@ -78,4 +113,4 @@ def load_tensor(path, key: str | None = None) -> np.ndarray:
             shown = ", ".join(list(tensors)[:40]) + (" ..." if len(tensors) > 40 else "")
             raise ValueError(f"no tensor {key!r} in {path.name}; keys: {shown}")
         arr = tensors[key]
-    return np.asarray(arr, dtype=np.float64)
+    return _as_real(key or "", arr)

@@ -16,6 +16,8 @@ Examples
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 import warnings
 from typing import Any, ClassVar, Mapping
@@ -26,7 +28,7 @@ from .problem import TileProblem
 from .result import REL_TOL, Run, SolveResult
 
 __all__ = ["Solver", "register", "get_solver", "solvers", "available_solvers", "solve", "SOLVERS",
-           "ENTRY_POINT_GROUP", "load_plugins"]
+           "check_time_limit", "normalise", "ENTRY_POINT_GROUP", "load_plugins"]
 
 SOLVERS: dict[str, type["Solver"]] = {}
 
@@ -80,30 +82,134 @@ class Solver:
 
     def solve(self, problem: TileProblem, *, time_limit: float | None = None, seed: int = 0,
               init: Mapping[str, np.ndarray] | SolveResult | None = None) -> SolveResult:
+        """Solve ``problem``; see :func:`permsolve.solve`.
+
+        The solver works on a copy of the problem whose importance is divided by
+        a power of two (:func:`normalise`), so that its largest entry lies in
+        ``[1, 2)``: the division is exact, so the search is the same at every
+        scale, and no tolerance of a solver or of a library it calls can depend
+        on the magnitude of the importance.  The value and bound reported are
+        recomputed on the problem as given.
+        """
         why = self.supports(problem)
         if why:
             raise ValueError(why)
-        if time_limit is not None and time_limit <= 0:
-            raise ValueError(f"time_limit must be > 0, got {time_limit}")
+        time_limit = check_time_limit(time_limit)
+        t_start = time.perf_counter()           # the time limit covers the whole call
         if isinstance(init, SolveResult):
             init = init.perms
-        run = Run(problem, time_limit, init)
+        work, scale = normalise(problem)
+        run = Run(work, time_limit, init, start=t_start)
         rng = np.random.default_rng(seed)
-        self._solve(problem, run, rng)
-        seconds = run.elapsed()
+        self._solve(work, run, rng)
         # independent recomputation: the reported value never comes from the solver's own bookkeeping
         retained = problem.evaluate(run.best_perms)
-        bound = problem.bound
+        bound = problem.bound                   # cached: normalise computed it
+        seconds = run.elapsed()
         if run.proven_bound is not None:
-            bound = min(bound, max(run.proven_bound, retained))
-        if retained > bound * (1 + REL_TOL) + REL_TOL:
+            bound = min(bound, max(run.proven_bound * scale, retained))
+        if retained > bound * (1 + REL_TOL):
             raise AssertionError(f"{self.name}: value {retained} exceeds the bound {bound}: a bug")
-        optimal = retained >= bound - REL_TOL * max(1.0, abs(bound))
+        # relative to the bound only: an absolute floor would call every tiny problem solved
+        optimal = retained >= bound * (1 - REL_TOL)
+        trace = [(t, v * scale) for t, v in run.trace]
+        info = _unscale_info(run.info, scale)
         return SolveResult(self.name, run.best_perms, retained, problem.total, bound, optimal,
-                           seconds, run.trace, run.nit, run.info)
+                           seconds, trace, run.nit, info)
 
     def _solve(self, problem: TileProblem, run: Run, rng: np.random.Generator) -> None:
         raise NotImplementedError
+
+
+#: largest time limit accepted, in seconds (about 31 years; larger values overflow the solvers' clocks)
+MAX_TIME_LIMIT = 1e9
+#: smallest total importance solved: below it float64 sums lose their relative precision (subnormals)
+MIN_TOTAL = 2.0 ** -1000
+
+
+def check_time_limit(time_limit: float | None) -> float | None:
+    """``time_limit`` as a float, or None; NaN, infinite, non-positive or huge values are refused.
+
+    Examples
+    --------
+    >>> check_time_limit(2), check_time_limit(None)
+    (2.0, None)
+    >>> check_time_limit(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: time_limit must be a finite number of seconds > 0 (or None for no limit), got nan
+    """
+    if time_limit is None:
+        return None
+    try:
+        t = float(time_limit)
+    except (TypeError, ValueError):
+        raise ValueError(f"time_limit must be a number of seconds, got {time_limit!r}") from None
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f"time_limit must be a finite number of seconds > 0 (or None for no limit), got {t:g}")
+    if t > MAX_TIME_LIMIT:
+        raise ValueError(f"time_limit must be at most {MAX_TIME_LIMIT:g} s (use None for no limit), got {t:g}")
+    return t
+
+
+def normalise(problem: TileProblem) -> tuple[TileProblem, float]:
+    """``(copy, scale)``: ``problem`` with every importance divided by ``scale``, a power of two
+    chosen so that the largest entry of the copy lies in ``[1, 2)``.
+
+    Dividing by a power of two is exact, so the copy's arithmetic is the
+    original's, scaled.  Refuses (``ValueError``) a problem whose total
+    importance overflows float64, or is so small (below ``2**-1000``, about
+    1e-301) that sums lose their relative precision.  Returns ``(problem, 1.0)``
+    when it is already normalised or all zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem
+    >>> p = TileProblem.from_matrix(np.full((2, 2), 3e-9), tile=(1, 1), sparsity=0.5)
+    >>> q, scale = normalise(p)
+    >>> float(q.members[0].importance.max()), scale == 2.0 ** -29
+    (1.610612736, True)
+    """
+    top = max(float(m.importance.max()) for m in problem.members)
+    if top == 0.0:
+        return problem, 1.0
+    if not math.isfinite(problem.total):
+        raise ValueError(f"importance too large: its sum overflows float64 (largest entry {top:.3g}); "
+                         "divide it by a constant")
+    if problem.total < MIN_TOTAL:
+        raise ValueError(f"importance too small: its sum {problem.total:.3g} is below 2**-1000 and float64 "
+                         "sums lose their precision there; multiply it by a constant")
+    bound = problem.bound          # computed once, on the original; the copy's is the same, divided exactly
+    scale = math.ldexp(1.0, math.frexp(top)[1] - 1)
+    if scale == 1.0:
+        return problem, 1.0
+    members = [dataclasses.replace(m, importance=m.importance / scale) for m in problem.members]
+    copy = dataclasses.replace(problem, members=members)
+    copy.__dict__["bound"] = bound / scale      # seeds the cached_property
+    copy.__dict__["total"] = problem.total / scale
+    return copy, scale
+
+
+#: keys of ``SolveResult.info`` (at any depth) that hold importance values, scaled back after a solve
+_VALUE_KEYS = frozenset({"best_bound", "lp_bound", "start_value", "value", "t0", "max_drift"})
+
+
+def _unscale_info(info: dict, scale: float, top: bool = True) -> dict:
+    if scale == 1.0:
+        return dict(info)
+    out = {}
+    for k, v in info.items():
+        if isinstance(v, dict):
+            v = _unscale_info(v, scale, top=False)
+        elif k in _VALUE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = float(v) * scale
+        elif k in _VALUE_KEYS and isinstance(v, list) and all(isinstance(x, float) for x in v):
+            v = [x * scale for x in v]
+        out[k] = v
+    if top:
+        out.setdefault("importance_scale", scale)
+    return out
 
 
 def register(cls: type[Solver]) -> type[Solver]:

@@ -27,7 +27,8 @@ class SolveResult:
     total : all importance of the problem
     bound : best valid upper bound known (the problem's, or a solver's proof if tighter)
     optimal : True when ``retained`` is proven optimal (it reaches ``bound``)
-    seconds : wall time of the solve
+    seconds : wall time of the whole solve call: set-up (the bound, a scaled copy), search and the
+        final recomputation; not the solver's construction (a JIT compilation happens there)
     trace : ``(seconds, best value)`` each time the best value improved
     nit : iterations (solver-specific unit: rounds, moves, ...)
     info : solver-specific details
@@ -88,13 +89,20 @@ class Run:
     improvements are recorded.  :meth:`expired` says when the time limit is up.
     """
 
-    def __init__(self, problem: TileProblem, time_limit: float | None, init: Mapping | None):
+    def __init__(self, problem: TileProblem, time_limit: float | None, init: Mapping | None,
+                 start: float | None = None):
         self.problem = problem
         self.time_limit = None if time_limit is None else float(time_limit)
-        self.start = time.perf_counter()
+        if self.time_limit is not None and not (0 < self.time_limit < float("inf")):
+            raise ValueError(f"time_limit must be a finite number of seconds > 0, got {time_limit}")
+        #: the clock starts when the solve was called (``start``), so set-up counts against the limit
+        self.start = time.perf_counter() if start is None else float(start)
         self.has_init = bool(init)
         self.best_perms = problem.check_perms(init)
+        t = time.perf_counter()
         self.best = problem.evaluate(self.best_perms)
+        #: what one evaluation costs: :meth:`time_left` keeps that back for the final recomputation
+        self.eval_seconds = time.perf_counter() - t
         self.init_value = self.best
         self.trace: list[tuple[float, float]] = [(0.0, self.best)]
         self.nit = 0
@@ -105,9 +113,10 @@ class Run:
         return time.perf_counter() - self.start
 
     def time_left(self) -> float:
+        """Seconds left, less the reserve for the independent recomputation of the value at the end."""
         if self.time_limit is None:
             return float("inf")
-        return self.time_limit - self.elapsed()
+        return self.time_limit - self.elapsed() - self.eval_seconds
 
     def expired(self) -> bool:
         return self.time_left() <= 0
@@ -129,7 +138,7 @@ class Run:
         """Keep ``perms`` if better than the incumbent (``ties``: or as good); returns True if kept."""
         if value is None:
             value = self.problem.evaluate(perms)
-        tol = REL_TOL * max(1.0, abs(self.best))
+        tol = REL_TOL * abs(self.best)        # relative: no floor, so tiny problems are not frozen
         if value > self.best + tol or (ties and value >= self.best - tol):
             self.best = float(value)
             self.best_perms = {k: np.asarray(v, dtype=np.int64).copy() for k, v in perms.items()}

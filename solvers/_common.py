@@ -3,14 +3,27 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import time
+
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from permsolve.bounds import col_profile, row_profile
 from permsolve.problem import TileProblem
 from permsolve.tiles import expand_perm, unit_positions
 
 __all__ = ["l1_order", "greedy_perms", "placement_gain", "assignment_step"]
+
+
+def preload() -> None:
+    """Import what the assignment step needs (scipy.optimize, OR-Tools' min-cost flow: about 1 s).
+
+    Solvers call it in their constructor, so that the import is neither paid by
+    a command that never assigns (``greedy``) nor charged to a solve's clock.
+    It also times one small transport step (:func:`assignment_seconds` scales it).
+    """
+    import scipy.optimize  # noqa: F401
+    from ortools.graph.python import min_cost_flow  # noqa: F401
+    _flow_seconds_per_arc()     # the timing that assignment_seconds scales
 
 
 def _unit_sums(member, axis: str) -> np.ndarray:
@@ -114,16 +127,33 @@ def _transport(Gc: np.ndarray, capacity: np.ndarray) -> np.ndarray:
 
     P, C = Gc.shape
     span = float(np.abs(Gc).max())
-    scale = 2.0 ** 36 / span if span > 0 else 1.0
+    # relative to the largest gain (Gc / span <= 1 cannot overflow, as 2**36 / 1e-300 did), so the integer
+    # costs, and the ties among them, are the same whatever the scale of the importance
+    unit = Gc / span if span > 0 else Gc
     flow = min_cost_flow.SimpleMinCostFlow()
     arcs = flow.add_arcs_with_capacity_and_unit_cost(
         np.repeat(np.arange(P), C), P + np.tile(np.arange(C), P), np.ones(P * C, dtype=np.int64),
-        (-np.rint(Gc * scale)).astype(np.int64).ravel())
+        (-np.rint(unit * 2.0 ** 36)).astype(np.int64).ravel())
     flow.set_nodes_supplies(np.arange(P + C), np.concatenate([np.ones(P, dtype=np.int64), -capacity.astype(np.int64)]))
     status = flow.solve()
     if status != flow.OPTIMAL:  # pragma: no cover - a balanced bipartite flow always has a solution
         raise RuntimeError(f"min-cost flow failed with status {status}")
     return flow.flows(arcs).reshape(P, C).argmax(axis=1)
+
+
+def _quantised(G: np.ndarray) -> np.ndarray:
+    """``G`` rounded to integers (as floats) on a grid of ``2**-36`` of its largest entry.
+
+    The assignment's own arithmetic on them is then exact, so exact ties (positions
+    of one class, units that gain the same) are broken the same way at every scale
+    of the importance, instead of by float noise; the rounding costs at most
+    ``P * 2**-37`` of the largest gain.
+    """
+    span = float(np.abs(G).max()) if G.size else 0.0
+    if span == 0.0:
+        return G
+    bits = min(36, 52 - max(1, G.shape[0]).bit_length())     # sums of P entries stay below 2**53
+    return np.rint(G / span * 2.0 ** bits)
 
 
 def assignment_step(problem: TileProblem, perms: Mapping[str, np.ndarray], name: str,
@@ -140,8 +170,10 @@ def assignment_step(problem: TileProblem, perms: Mapping[str, np.ndarray], name:
     cls = position_classes(problem, name)
     n_cls = int(cls.max()) + 1 if P else 0
     if 2 * n_cls > P:
+        from scipy.optimize import linear_sum_assignment   # imported by the solvers' constructors
+
         G = placement_gain(problem, perms, name, masks)
-        units, positions = linear_sum_assignment(G, maximize=True)
+        units, positions = linear_sum_assignment(_quantised(G), maximize=True)
         perm = np.empty_like(units)
         perm[positions] = units
         return perm
@@ -153,3 +185,38 @@ def assignment_step(problem: TileProblem, perms: Mapping[str, np.ndarray], name:
     for c in range(n_cls):
         perm[np.flatnonzero(cls == c)] = np.flatnonzero(unit_class == c)
     return perm
+
+
+def assignment_seconds(problem: TileProblem) -> float:
+    """Rough time of one round of exact assignment steps.
+
+    Where positions fall into few classes (unit 1 and tall tiles), a step is a
+    min-cost flow over ``P x classes`` arcs (about 0.2 s at 4096 x 128 here);
+    otherwise a dense ``P x P`` assignment: a 256-unit LSA scaled by ``(P/256)^3``,
+    times 4 (building the gain matrix, evaluating, structured matrices).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    G = np.random.default_rng(0).random((256, 256))
+    t = time.perf_counter()
+    linear_sum_assignment(G, maximize=True)
+    base = time.perf_counter() - t
+    total = 0.0
+    for name, n in problem.perm_sizes.items():
+        classes = int(position_classes(problem, name).max()) + 1 if n else 0
+        total += _flow_seconds_per_arc() * n * classes if 2 * classes <= n else 4.0 * base * (n / 256) ** 3
+    return float(total)
+
+
+_FLOW: dict = {}
+
+
+def _flow_seconds_per_arc() -> float:
+    """Seconds per arc of the transport step, timed once per process on a 1024 x 64 instance
+    (this machine, its present load), times 2 for building the gains around it."""
+    if "per_arc" not in _FLOW:
+        G = np.random.default_rng(0).random((1024, 64))
+        t = time.perf_counter()
+        _transport(G, np.full(64, 16))
+        _FLOW["per_arc"] = 2.0 * (time.perf_counter() - t) / G.size
+    return _FLOW["per_arc"]

@@ -242,7 +242,7 @@ def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
 
     def take(perm, value):
         nonlocal best_perm, best
-        if value > best + 1e-12 * max(1.0, abs(best)):
+        if value > best + 1e-12 * abs(best):           # relative: no floor (issue 11)
             best_perm, best = perm.copy(), value
             offer(best_perm, best)
 
@@ -250,8 +250,11 @@ def anneal_search(S: np.ndarray, n: int, m: int, *, rng: np.random.Generator,
     tp = time.perf_counter()
     deltas = st.probe(rng.random((n_probe, 3)))
     rate = n_probe / max(time.perf_counter() - tp, 1e-9)       # swaps a second, roughly
-    neg = -deltas[deltas < 0]
-    scale = float(neg.mean()) if neg.size else float(np.abs(deltas).mean())
+    # a swap that changes nothing comes out as +-1e-17 of float noise: not a worsening (issue 11),
+    # or the temperature would depend on the magnitude of S
+    real = deltas[np.abs(deltas) > 1e-12 * float(S.sum())]
+    neg = -real[real < 0]
+    scale = float(neg.mean()) if neg.size else (float(np.abs(real).mean()) if real.size else 0.0)
     if not scale > 0:
         return best_perm
     t_top = t0_factor * scale

@@ -65,7 +65,7 @@ from permsolve.masks import GlobalMask, RowBalancedMask
 from permsolve.problem import TileProblem, expand_perm, tile_scores
 from permsolve.registry import Solver, register
 
-from ._common import start_from_greedy
+from ._common import assignment_seconds as _assignment_seconds, preload, start_from_greedy
 
 __all__ = ["Anneal", "AnnealState", "load_kernel", "warmup"]
 
@@ -333,28 +333,6 @@ class AnnealState:
         return deltas
 
 
-def _assignment_seconds(problem: TileProblem) -> float:
-    """Rough time of one round of exact assignment steps.
-
-    Where positions fall into few classes (unit 1 and tall tiles), a step is a
-    min-cost flow over ``P x classes`` arcs (about 0.2 s at 4096 x 128 here);
-    otherwise a dense ``P x P`` assignment: a 256-unit LSA scaled by ``(P/256)^3``,
-    times 4 (building the gain matrix, evaluating, structured matrices).
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    from ._common import position_classes
-    G = np.random.default_rng(0).random((256, 256))
-    t = time.perf_counter()
-    linear_sum_assignment(G, maximize=True)
-    base = time.perf_counter() - t
-    total = 0.0
-    for name, n in problem.perm_sizes.items():
-        classes = int(position_classes(problem, name).max()) + 1 if n else 0
-        total += 1e-6 * n * classes if 2 * classes <= n else 4.0 * base * (n / 256) ** 3
-    return float(total)
-
-
 @register
 class Anneal(Solver):
     name = "anneal"
@@ -394,6 +372,7 @@ class Anneal(Solver):
             raise ValueError("anneal: start_share must be in [0, 1]")
         # compile (or load the cached kernel) now, before any solve's clock starts
         self.jit_seconds = warmup(o["kernel"]) if o["kernel"] == "numba" else 0.0
+        preload()          # the hungarian start's imports
 
     def supports(self, problem):
         why = super().supports(problem)
@@ -412,6 +391,9 @@ class Anneal(Solver):
         o = self.opts
         if run.has_init or o["start"] == "identity":
             return
+        if run.time_limit is not None and run.time_left() < 2 * run.eval_seconds:
+            run.info["start"] = "identity (no time to evaluate another start)"
+            return
         start_from_greedy(problem, run)
         mode = o["start"]
         if mode == "auto":
@@ -423,7 +405,8 @@ class Anneal(Solver):
             tl = None if run.time_limit is None else max(1e-3, o["start_share"] * run.time_limit)
             # one assignment step cannot be interrupted: skip the start when a
             # step would not fit in the share (estimated from a small LSA, x P^3)
-            if tl is None or (run.time_left() > tl and _assignment_seconds(problem) < tl):
+            # a round also evaluates the problem about three times (masks, value, the sub-solve's checks)
+            if tl is None or (run.time_left() > tl and _assignment_seconds(problem) + 4 * run.eval_seconds < tl):
                 res = Hungarian().solve(problem, time_limit=tl, init=run.best_perms)
                 run.offer(res.perms, res.retained)
             else:
@@ -432,6 +415,12 @@ class Anneal(Solver):
     def _solve(self, problem, run, rng):
         o = self.opts
         self._start(problem, run)
+        # building the state costs about three evaluations (measured: 3 to 3.5 at 4096 x 4096): where
+        # it would not end within the limit, the start is the answer (said in info), not an overrun
+        if run.time_limit is not None and run.time_left() < 3 * run.eval_seconds:
+            run.info.update(kernel=o["kernel"], jit_seconds=self.jit_seconds, moves=0,
+                            skipped="no time left to build the annealing state")
+            return
         st = AnnealState(problem, run.best_perms, kernel=o["kernel"])
         units = int(sum(n for n in problem.perm_sizes.values() if n >= 2))
         info = {"kernel": o["kernel"], "jit_seconds": self.jit_seconds, "start_value": run.best,
@@ -451,10 +440,14 @@ class Anneal(Solver):
         for r in range(restarts):
             if run.expired():
                 break
-            max_drift = max(max_drift, abs(st.set_perms(run.best_perms)))
+            if r > 0:   # restart 0 starts from the state just built (rebuilding it costs O(m*n))
+                max_drift = max(max_drift, abs(st.set_perms(run.best_perms)))
             deltas = st.probe(rng.random((int(o["calib_moves"]), 4)))
-            neg = -deltas[deltas < 0]
-            scale = float(neg.mean()) if neg.size else float(np.abs(deltas).mean())
+            # a move that changes nothing comes out as +-1e-17 of float noise: count it as 0, not
+            # as a worsening, or the temperature would depend on the importance's magnitude
+            real = deltas[np.abs(deltas) > 1e-12 * problem.total]
+            neg = -real[real < 0]
+            scale = float(neg.mean()) if neg.size else (float(np.abs(real).mean()) if real.size else 0.0)
             if not scale > 0:
                 break            # no move changes anything: nothing to anneal
             t0 = o["t0_factor"] * scale
@@ -462,7 +455,8 @@ class Anneal(Solver):
             run.info["t0"].append(t0)
             temp = t0
             r_start = time.perf_counter()
-            budget = run.time_left() / (restarts - r) if timed else None
+            # the last offer evaluates once more before the base class's recomputation
+            budget = (run.time_left() - run.eval_seconds) / (restarts - r) if timed else None
             # under a time limit the schedule's progress is the larger of the
             # time used and the moves done out of ``cap``: small problems
             # finish early, large ones follow the clock
@@ -493,7 +487,8 @@ class Anneal(Solver):
                     max_drift = max(max_drift, abs(st.set_perms(st.perms(), keep_best=True)))
                     since_resync = 0
                 now = time.perf_counter()
-                if st.best > run.best and now - last_offer > 0.25:
+                # an offer evaluates the problem: at most a fifth of the time goes to them
+                if st.best > run.best and now - last_offer > max(0.25, 4 * run.eval_seconds):
                     run.offer(st.best_perms())
                     last_offer = now
                 if run.expired():

@@ -161,8 +161,9 @@ class SweepConfig:
         defaults = SUITE_DEFAULTS.get(self.suite or "", SUITE_DEFAULTS["smoke"])
         self.budgets = [float(b) for b in (self.budgets or defaults["budgets"])]
         self.seeds = [int(s) for s in (self.seeds or defaults["seeds"])]
-        if any(not np.isfinite(b) or b <= 0 for b in self.budgets):
-            raise ValueError(f"budgets must be positive seconds, got {self.budgets}")
+        from permsolve.registry import MAX_TIME_LIMIT
+        if any(not np.isfinite(b) or b <= 0 or b > MAX_TIME_LIMIT for b in self.budgets):
+            raise ValueError(f"budgets must be finite positive seconds (at most {MAX_TIME_LIMIT:g}), got {self.budgets}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if len(set(self.budgets)) != len(self.budgets) or len(set(self.seeds)) != len(self.seeds):

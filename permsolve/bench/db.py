@@ -73,13 +73,21 @@ class ResultsDB:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ValueError(f"{self.path} is a folder, not a results database file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        cols = ",\n  ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
-        self.conn.execute(f"CREATE TABLE IF NOT EXISTS runs (\n  id INTEGER PRIMARY KEY AUTOINCREMENT,\n  {cols})")
-        self.conn.execute("CREATE INDEX IF NOT EXISTS runs_instance ON runs(instance, solver, budget)")
+        try:
+            # SQLite reads the header here: a file that is not a database (text, garbage, a damaged
+            # header) fails before anything is written to it, so it is left as it was
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            cols = ",\n  ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
+            self.conn.execute(f"CREATE TABLE IF NOT EXISTS runs (\n  id INTEGER PRIMARY KEY AUTOINCREMENT,\n  {cols})")
+            self.conn.execute("CREATE INDEX IF NOT EXISTS runs_instance ON runs(instance, solver, budget)")
+        except sqlite3.DatabaseError as e:
+            self.conn.close()
+            raise ValueError(f"{self.path} is not a permsolve results database (SQLite: {e})") from None
 
     def close(self) -> None:
         self.conn.close()

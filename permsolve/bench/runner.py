@@ -90,6 +90,7 @@ class SweepSummary:
     cells: int = 0                 # cells in the sweep
     skipped: int = 0               # already in the database
     ran: int = 0                   # run and stored now
+    concurrent: int = 0            # run now, but stored meanwhile by another sweep (its result is kept)
     errors: int = 0                # stored with status "error"
     improved: list[str] = field(default_factory=list)   # manifest changes, one line each
     skipped_instances: list[str] = field(default_factory=list)   # sources not available
@@ -194,7 +195,9 @@ def run_sweep(config, *, progress: bool = True, retry_errors: bool = False) -> S
                 except Exception as e:   # the worker died (KilledWorker, out of memory): store why
                     row = _lost_row(todo[futures.index(fut)], e)
                 row.update(sweep=sweep_id, config=cfg)
-                if db.insert(row):
+                if not db.insert(row):
+                    summary.concurrent += 1
+                else:
                     summary.ran += 1
                     summary.errors += row["status"] != "ok"
                     if row["status"] == "ok":

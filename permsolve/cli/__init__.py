@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-__all__ = ["main", "UsageError", "COMMANDS"]
+__all__ = ["main", "UsageError", "COMMANDS", "seconds"]
 
 #: sub-command modules, in the order ``permsolve --help`` lists them
 COMMANDS = ["solve", "solvers", "bench", "report", "zoo", "prune", "compress", "compare"]
@@ -19,6 +19,16 @@ COMMANDS = ["solve", "solvers", "bench", "report", "zoo", "prune", "compress", "
 
 class UsageError(Exception):
     """Bad input from the user: reported in one line, exit status 2."""
+
+
+def seconds(text: str) -> float:
+    """argparse type of ``--time-limit``: a finite number of seconds > 0 (NaN, inf, 0 and 1e300 are refused)."""
+    from permsolve.registry import check_time_limit
+
+    try:
+        return check_time_limit(float(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("time_limit", "--time-limit", 1)) from None
 
 
 class _Parser(argparse.ArgumentParser):

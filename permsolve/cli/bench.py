@@ -100,7 +100,10 @@ def run(args):
         return 2
     for line in s.improved:
         print(f"manifest: {line}")
-    print(f"{s.cells} cells: {s.ran} run now ({s.errors} errors), {s.skipped} already in {s.db}; {s.seconds:.1f} s")
+    also = (f", {s.concurrent} run here but stored first by another sweep on the same database (its results kept)"
+            if s.concurrent else "")
+    print(f"{s.cells} cells: {s.ran} run now ({s.errors} errors), {s.skipped} already in {s.db}{also}; "
+          f"{s.seconds:.1f} s")
     return 1 if s.errors else 0
 
 

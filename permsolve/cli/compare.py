@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import UsageError
+from . import UsageError, seconds
 
 
 def add_parser(sub):
@@ -27,7 +27,7 @@ def add_parser(sub):
     p.add_argument("--quick", action="store_true", help="short schedules")
     p.add_argument("--out", type=Path, default=Path("results/compression"), metavar="DIR")
     p.add_argument("--best-solver", default="anneal", metavar="NAME", help="the 'best' permutation solver (default anneal)")
-    p.add_argument("--time-limit", type=float, default=1.0, metavar="SECONDS",
+    p.add_argument("--time-limit", type=seconds, default=1.0, metavar="SECONDS",
                    help="time limit per permutation group of the best solver (default 1)")
     p.add_argument("--tile", default="16x1", metavar="HxW",
                    help="tile shape (default 16x1: TileTrans's 128x1 shape scaled to these small layers)")

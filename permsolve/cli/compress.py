@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import UsageError
+from . import UsageError, seconds
 
 QUICK = {"seeds": 2, "epochs": 3, "trp_epochs": 6}
 FULL = {"seeds": 5, "epochs": 10, "trp_epochs": 20}
@@ -52,7 +52,7 @@ def add_parser(sub):
     g.add_argument("--sparsity", type=float, default=None, metavar="S",
                    help="fraction of tiles pruned (default: match --remove-fraction, itself default 0.5)")
     g.add_argument("--budget", default="global", choices=["global", "layer", "sensitivity"])
-    g.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="per permutation group")
+    g.add_argument("--time-limit", type=seconds, default=None, metavar="SECONDS", help="per permutation group")
     g = p.add_argument_group("fine-tuning (SGD, momentum 0.9, cosine)")
     g.add_argument("--epochs", type=int, default=None, help="fine-tune epochs (default 10; quick 3)")
     g.add_argument("--lr", type=float, default=0.01, help="fine-tune learning rate (default 0.01)")

@@ -27,7 +27,7 @@ import json
 import os
 import sys
 
-from . import UsageError
+from . import UsageError, seconds
 
 
 def add_parser(sub):
@@ -46,7 +46,7 @@ def add_parser(sub):
                    help="default: global (an N:M mask is per layer)")
     p.add_argument("--scope", default="layer", choices=["layer", "group", "joint"])
     p.add_argument("--metric", default="l1", choices=["l1", "l2"])
-    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="per channel group")
+    p.add_argument("--time-limit", type=seconds, default=None, metavar="SECONDS", help="per channel group")
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--input-shape", default=None, metavar="N,C,...", help="example input shape (module:factory)")
     p.add_argument("--out", required=True, metavar="PATH", help="where to save the pruned state dict (.pt)")
@@ -68,6 +68,86 @@ def _factory(spec: str):
         return getattr(module, attr)
     except AttributeError:
         raise UsageError(f"module {mod_name!r} has no {attr!r}") from None
+
+
+def _check_model_name(spec: str, zoo_names) -> None:
+    """A MODEL that is neither a zoo name, nor module:factory, nor an existing path is refused by name."""
+    from pathlib import Path
+
+    if spec in zoo_names or ":" in spec or Path(spec).exists():
+        return
+    raise UsageError(f"unknown model {spec!r}: give a zoo name ({', '.join(zoo_names)}) or module:factory")
+
+
+def _check_out(out: str) -> None:
+    """``--out`` must be a file in an existing, writable folder: checked before any work is done."""
+    import os
+    from pathlib import Path
+
+    path = Path(out)
+    if path.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name such as {path / 'pruned.pt'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--out {out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--out {out}: folder {parent} is not writable")
+
+
+def _check_sparsity(s: float) -> None:
+    import math
+
+    if not (math.isfinite(s) and 0.0 <= s < 1.0):
+        raise UsageError(f"--sparsity must be in [0, 1), got {s}")
+
+
+def _check_tile(tile, model) -> None:
+    """A tile taller or wider than every prunable weight matrix prunes nothing meaningful: refused."""
+    if tile is None:          # an N:M mask fixes its own (1x1) tiles
+        return
+    from permsolve.metrics import matrix_view
+    from permsolve.torch.prune import prunable_layers
+
+    shapes = [matrix_view(mod.weight.detach().numpy()).shape for mod in prunable_layers(model).values()]
+    if not shapes:
+        raise UsageError("the model has no Linear or Conv layer to prune")
+    rows, cols = max(m for m, _ in shapes), max(n for _, n in shapes)
+    if tile[0] > rows or tile[1] > cols:
+        raise UsageError(f"tile {tile[0]}x{tile[1]} is larger than every layer "
+                         f"(the largest weight matrices have {rows} rows and {cols} columns)")
+
+
+def _load_checkpoint(path: str, model) -> None:
+    """Load ``path`` into ``model``; anything but a state dict of this model is a one-line error."""
+    from pathlib import Path
+
+    import torch
+
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"--checkpoint {path}: no such file")
+    if not p.is_file():
+        raise UsageError(f"--checkpoint {path} is not a regular file")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:   # not torch, truncated, a pickled module (refused by weights_only), unreadable
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UsageError(f"--checkpoint {path} is not a PyTorch state dict ({type(e).__name__}: {first[:200]})") \
+            from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"--checkpoint {path} holds a {type(state).__name__}, not a state dict of tensors")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    if missing or extra:
+        raise UsageError(f"--checkpoint {path} is not a state dict of this model: {len(missing)} keys missing "
+                         f"({', '.join(missing[:3])}), {len(extra)} unexpected ({', '.join(extra[:3])})")
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
+    if wrong:
+        raise UsageError(f"--checkpoint {path} does not fit this model: {'; '.join(wrong[:3])}")
+    model.load_state_dict(state)
 
 
 def _is_hf_dir(spec: str) -> bool:
@@ -138,8 +218,9 @@ def run(args):
             if value is None:
                 raise UsageError(f"{flag} is required with the {mask} mask")
         tile, sparsity = parse_tile(args.tile), args.sparsity
-        if not 0.0 <= sparsity <= 1.0:
-            raise UsageError(f"--sparsity must be in [0, 1], got {sparsity}")
+        _check_sparsity(sparsity)
+    _check_out(args.out)
+    _check_model_name(args.model, zoo.names())
     is_zoo = args.model in zoo.names()
     if is_zoo:
         model = zoo.load(args.model) if args.checkpoint is None else zoo.build(args.model)
@@ -159,8 +240,8 @@ def run(args):
         model = _factory(args.model)()
         example = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
     if args.checkpoint is not None:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        _load_checkpoint(args.checkpoint, model)
+    _check_tile(tile, model)
     model.eval()
     acc_before = zoo.evaluate(model) if is_zoo else None
     alloc = None

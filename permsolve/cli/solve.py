@@ -4,6 +4,10 @@
 [--mask global|row-balanced|N:M] [--metric l1|l2|none] [--key TENSOR]
 [--time-limit SECONDS] [--seed N] [--json]``
 
+A weight with more than two dimensions (a conv's ``(C_out, C_in, kh, kw)``) is
+viewed as ``(C_out, C_in*kh*kw)``; with ``--axis cols`` or ``both`` its columns
+move by whole input channels, so ``col_perm`` has ``C_in`` entries.
+
 With ``--mask N:M`` (``2:4``, ``4:8``, ...) neither ``--tile`` nor ``--sparsity``
 is needed and the axis defaults to ``cols``; a conv weight is then viewed as
 ``(C_out, kh*kw*C_in)``, the layout N:M kernels use, and ``col_perm`` permutes
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import UsageError
+from . import UsageError, seconds
 
 
 def add_parser(sub):
@@ -32,10 +36,29 @@ def add_parser(sub):
                    help="global (default), row-balanced, or N:M such as 2:4")
     p.add_argument("--metric", default="l1", choices=["l1", "l2", "none"])
     p.add_argument("--key", default=None, metavar="TENSOR", help="tensor name inside the file")
-    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--time-limit", type=seconds, default=None, metavar="SECONDS")
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
+
+
+def _problem(S, shape, tile, sparsity, mask, axis):
+    """The problem of one matrix; a conv weight's columns move by whole input channels.
+
+    A weight of shape ``(C_out, C_in, kh, kw)`` is viewed as ``(C_out, C_in*kh*kw)``
+    with each input channel's ``kh*kw`` columns side by side, so ``--axis cols``
+    permutes units of ``kh*kw`` columns: ``col_perm`` is a permutation of the
+    ``C_in`` input channels, the one a model can apply.
+    """
+    from permsolve.problem import Member, TileProblem
+
+    unit = 1
+    for d in shape[2:]:
+        unit *= int(d)
+    if unit == 1 or axis == "rows":
+        return TileProblem.from_matrix(S, tile=tile, sparsity=sparsity, mask=mask, axis=axis)
+    mem = Member(S, tile, sparsity, mask, rows="row" if axis == "both" else None, cols="col", col_unit=unit)
+    return TileProblem([mem], axis=axis)
 
 
 def run(args):
@@ -62,8 +85,6 @@ def run(args):
     if not 0.0 <= sparsity < 1.0:
         raise UsageError(f"--sparsity must be in [0, 1), got {sparsity}")
     axis = args.axis or ("cols" if "rows" in mask.invariant_axes else "rows")
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise UsageError(f"--time-limit must be > 0, got {args.time_limit}")
     W = load_tensor(args.path, args.key)
     if W.ndim < 2:
         raise UsageError(f"tensor has shape {W.shape}: a weight matrix needs 2 or more dimensions")
@@ -75,7 +96,7 @@ def run(args):
         m, n = S.shape
         if h > m or w > n:
             raise UsageError(f"tile {h}x{w} is larger than the {m}x{n} matrix")
-        problem = TileProblem.from_matrix(S, tile=(h, w), sparsity=sparsity, mask=mask, axis=axis)
+        problem = _problem(S, W.shape, (h, w), sparsity, mask, axis)
     result = solver_cls().solve(problem, time_limit=args.time_limit, seed=args.seed)
     if args.json:
         json.dump(result.to_json(), sys.stdout)
