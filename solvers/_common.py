@@ -11,7 +11,7 @@ from permsolve.bounds import col_profile, row_profile
 from permsolve.problem import TileProblem
 from permsolve.tiles import expand_perm, unit_positions
 
-__all__ = ["l1_order", "greedy_perms", "placement_gain", "assignment_step"]
+__all__ = ["load_kernel_module", "l1_order", "greedy_perms", "placement_gain", "assignment_step"]
 
 
 def preload() -> None:
@@ -220,3 +220,33 @@ def _flow_seconds_per_arc() -> float:
         _transport(G, np.full(64, 16))
         _FLOW["per_arc"] = 2.0 * (time.perf_counter() - t) / G.size
     return _FLOW["per_arc"]
+
+
+def load_kernel_module(stem: str, kind: str, cache: dict, who: str = ""):
+    """A numba kernel module of this package: ``"numba"`` (compiled, cached on disk) or
+    ``"python"`` (the same source executed with ``_NOJIT = True``, so its functions run as
+    plain Python: the copy the kernels are tested against move by move).
+
+    ``cache`` maps kind to module for the caller; ``who`` prefixes the error message.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if kind in cache:
+        return cache[kind]
+    if kind == "numba":
+        mod = importlib.import_module(f"{__package__}.{stem}")
+    elif kind == "python":
+        path = Path(__file__).with_name(f"{stem}.py")
+        name = f"{__package__}.{stem}_python"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        mod._NOJIT = True
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    else:
+        raise ValueError(f"{who}kernel must be 'numba' or 'python', got {kind!r}")
+    cache[kind] = mod
+    return mod

@@ -7,15 +7,14 @@ tests can run it without building a problem; the solvers wrap it.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 import time
 from itertools import combinations
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from ._common import load_kernel_module
 
 __all__ = ["load_kernel", "warmup", "NMState", "anneal_search", "window_moves", "NMReduction"]
 
@@ -25,22 +24,7 @@ _WARM: dict[str, float] = {}
 
 def load_kernel(kind: str = "numba"):
     """The kernel module: ``"numba"`` (compiled, cached on disk) or ``"python"`` (the same code, plain Python)."""
-    if kind in _KERNELS:
-        return _KERNELS[kind]
-    if kind == "numba":
-        from . import _nm_kernel as mod
-    elif kind == "python":
-        path = Path(__file__).with_name("_nm_kernel.py")
-        name = f"{__package__}._nm_kernel_python"
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        mod._NOJIT = True
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    else:
-        raise ValueError(f"kernel must be 'numba' or 'python', got {kind!r}")
-    _KERNELS[kind] = mod
-    return mod
+    return load_kernel_module("_nm_kernel", kind, _KERNELS, "")
 
 
 def warmup(kind: str = "numba") -> float:

@@ -51,11 +51,7 @@ True
 """
 from __future__ import annotations
 
-import importlib.util
-import math
-import sys
 import time
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -65,7 +61,7 @@ from permsolve.masks import GlobalMask, RowBalancedMask
 from permsolve.problem import TileProblem, expand_perm, tile_scores
 from permsolve.registry import Solver, register
 
-from ._common import assignment_seconds as _assignment_seconds, preload, start_from_greedy
+from ._common import assignment_seconds as _assignment_seconds, load_kernel_module, preload, start_from_greedy
 
 __all__ = ["Anneal", "AnnealState", "load_kernel", "warmup"]
 
@@ -75,22 +71,7 @@ _WARM: dict[str, float] = {}
 
 def load_kernel(kind: str = "numba"):
     """The kernel module: ``"numba"`` (compiled, cached on disk) or ``"python"`` (plain Python)."""
-    if kind in _KERNELS:
-        return _KERNELS[kind]
-    if kind == "numba":
-        from . import _anneal_kernel as mod
-    elif kind == "python":
-        path = Path(__file__).with_name("_anneal_kernel.py")
-        name = f"{__package__}._anneal_kernel_python"
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        mod._NOJIT = True
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    else:
-        raise ValueError(f"anneal: kernel must be 'numba' or 'python', got {kind!r}")
-    _KERNELS[kind] = mod
-    return mod
+    return load_kernel_module("_anneal_kernel", kind, _KERNELS, "anneal: ")
 
 
 def warmup(kind: str = "numba") -> float:

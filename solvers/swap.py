@@ -59,8 +59,6 @@ True
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from pathlib import Path
 
@@ -70,7 +68,7 @@ from permsolve.bounds import row_profile
 from permsolve.masks import GlobalMask, RowBalancedMask
 from permsolve.registry import Solver, register
 
-from ._common import assignment_step, start_from_greedy
+from ._common import assignment_step, load_kernel_module, start_from_greedy
 
 __all__ = ["Swap", "SwapState", "load_kernel"]
 
@@ -79,22 +77,7 @@ _KERNELS: dict[str, object] = {}
 
 def load_kernel(kind: str = "numba"):
     """The kernel module: ``"numba"`` (compiled, cached on disk) or ``"python"`` (plain Python)."""
-    if kind in _KERNELS:
-        return _KERNELS[kind]
-    if kind == "numba":
-        from . import _swap_kernel as mod
-    elif kind == "python":
-        path = Path(__file__).with_name("_swap_kernel.py")
-        name = f"{__package__}._swap_kernel_python"
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        mod._NOJIT = True
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    else:
-        raise ValueError(f"swap: kernel must be 'numba' or 'python', got {kind!r}")
-    _KERNELS[kind] = mod
-    return mod
+    return load_kernel_module("_swap_kernel", kind, _KERNELS, "swap: ")
 
 
 class SwapState:
