@@ -343,3 +343,13 @@ def test_gpt2_conv1d_nm_pruning_groups_its_input_channels():
     w = model.transformer.h[0].mlp.c_fc.weight.detach()      # stored (in, out)
     kept = (w.t().reshape(w.shape[1], -1, 4) != 0).sum(-1)   # per output: every 4 consecutive inputs
     assert int(kept.max()) == 2
+
+
+@pytest.mark.parametrize("scope", ["group", "joint"])
+def test_group_and_joint_scopes_with_permuted_outputs(scope):
+    """The model's outputs are a binding without a module: the model objective of the group and
+    joint passes must skip it (it raised KeyError '<output>' in the MiniLM experiment)."""
+    model, inp = build("bert")
+    rep = permute_model(model.bert, inp, tile=(8, 8), sparsity=0.5, solver="greedy", scope=scope,
+                        permute_outputs=True)
+    assert rep.objective_after >= rep.objective_before * (1 - 1e-12)

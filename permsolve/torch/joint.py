@@ -86,8 +86,8 @@ def model_objective(model: nn.Module, modules: list[str], weight_of: Callable[[n
     ls = dict(layer_sparsity or {})
     out = {}
     for name in modules:
-        mod = mods[name]
-        if getattr(mod, "weight", None) is None:
+        mod = mods.get(name)         # bindings that are not modules (the model's outputs) hold no weight
+        if mod is None or getattr(mod, "weight", None) is None:
             continue
         s = min(max(float(ls.get(name, sparsity)), 0.0), 1.0 - 1e-9)
         out[name] = matrix_value(mod, weight_of(mod), tile=tile, sparsity=s, mask=mask, metric=metric)
