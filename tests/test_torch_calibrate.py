@@ -13,12 +13,7 @@ from permsolve.torch.calibrate import input_norms, prune_model_activation  # noq
 from permsolve.torch.prune import prunable_layers, prune_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mlp(seed=0):

@@ -8,12 +8,7 @@ from permsolve import zoo  # noqa: E402
 from permsolve.torch.permute import permute_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _x(n=32):

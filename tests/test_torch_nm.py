@@ -15,12 +15,7 @@ from permsolve.torch.graph import channel_graph  # noqa: E402
 from permsolve.torch.prune import nm_masks, prunable_layers, prune_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _x(n=32):

@@ -14,12 +14,7 @@ SOLVERS = list(registry.solvers())
 LIMITED = 0.2   # seconds per group for anytime solvers
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)     # tiny models: one thread is as fast and does not fight other jobs
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _x(n=32):
