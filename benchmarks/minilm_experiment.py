@@ -435,8 +435,13 @@ def _run_jobs(jobs, submit, record) -> None:
     import concurrent.futures as cf
 
     futures = [submit(_job, kind, payload, extra) for kind, payload, extra in jobs]
-    for fut in cf.as_completed(futures):
-        record(*fut.result())
+    try:
+        for fut in cf.as_completed(futures):
+            record(*fut.result())
+    except BaseException:
+        for fut in futures:       # a failed job stops the run now, not after every queued job has run
+            fut.cancel()
+        raise
 
 
 def worker_opts(args) -> dict:

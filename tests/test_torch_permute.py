@@ -171,3 +171,28 @@ def test_lazy_export_does_not_import_torch():
             "f = permsolve.permute_model; assert 'torch' in sys.modules; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_float32_rounding_is_judged_in_float64(monkeypatch):
+    """Reordered sums move float32 outputs a little; the check then decides on float64 copies."""
+    model = _randomize_bn(zoo.build("resnet"))
+    monkeypatch.setattr(permute_mod, "RTOL", 0.0)     # any float32 rounding now fails the float32 check
+    rep = permute_model(model, _x(), tile=(8, 8), sparsity=0.5, solver="hungarian")
+    assert rep.check_dtype == "float64"
+    assert rep.max_abs_diff <= permute_mod.RTOL64 * rep.max_abs_output
+    assert "output check (in float64)" in rep.table()
+    assert model.conv1.weight.dtype == torch.float32           # the model itself stays float32
+
+
+def test_wrong_permutation_is_caught_in_float64_too(monkeypatch):
+    model = _randomize_bn(zoo.build("resnet"))
+    real = permute_mod.apply_binding
+
+    def forgetful(mod, b, perm):
+        if b.role == "channels":
+            return
+        real(mod, b, perm)
+    monkeypatch.setattr(permute_mod, "apply_binding", forgetful)
+    monkeypatch.setattr(permute_mod, "RTOL", 0.0)
+    with pytest.raises(PermutationError, match="changed the model's eval-mode outputs"):
+        permute_model(model, _x(), tile=(8, 8), sparsity=0.5, solver="hungarian")
