@@ -283,7 +283,30 @@ class TileProblem:
 
     @property
     def is_single(self) -> bool:
+        """One matrix."""
         return len(self.members) == 1
+
+    @property
+    def kind(self) -> str:
+        """What the permutations act on, derived from the members: ``"rows"``, ``"cols"`` or ``"both"``
+        for one matrix with one permutation per free axis, else ``"coupled"`` (several matrices, or one
+        permutation on both axes of a matrix).  Solvers declare the kinds they handle in ``Solver.axes``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> S = np.ones((4, 4))
+        >>> TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5, axis="both").kind
+        'both'
+        >>> TileProblem([Member(S, (2, 2), 0.5, rows="p", cols="p")]).kind
+        'coupled'
+        """
+        if not self.is_single:
+            return "coupled"
+        m = self.members[0]
+        if m.rows is not None and m.cols is not None:
+            return "both" if m.rows != m.cols else "coupled"
+        return "rows" if m.rows is not None else "cols"
 
     def describe(self) -> str:
         parts = []

@@ -16,6 +16,7 @@ Examples
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -27,7 +28,7 @@ import numpy as np
 from .problem import TileProblem
 from .result import REL_TOL, Run, SolveResult
 
-__all__ = ["Solver", "register", "get_solver", "solvers", "available_solvers", "solve", "SOLVERS",
+__all__ = ["Solver", "Options", "register", "get_solver", "solvers", "available_solvers", "solve", "SOLVERS",
            "check_time_limit", "normalise", "ENTRY_POINT_GROUP", "load_plugins"]
 
 SOLVERS: dict[str, type["Solver"]] = {}
@@ -35,6 +36,60 @@ SOLVERS: dict[str, type["Solver"]] = {}
 #: entry-point group through which an installed package adds solvers (see :func:`load_plugins`)
 ENTRY_POINT_GROUP = "permsolve.solvers"
 _plugins_loaded = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Base of the solvers' option classes: a frozen dataclass whose fields are the options.
+
+    A solver declares ``class Options(permsolve.registry.Options)`` with one
+    annotated field per option (its default and, in the class docstring, what
+    it does) and checks the values in :meth:`validate`, which raises
+    ``ValueError`` with a one-line reason.  ``Solver(**kw)`` builds it (unknown
+    keywords are an error) and keeps it as ``solver.config``.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class MyOptions(Options):
+    ...     rounds: int = 10
+    ...     def validate(self):
+    ...         if self.rounds < 1:
+    ...             raise ValueError("rounds must be >= 1")
+    >>> MyOptions(rounds=3).rounds
+    3
+    >>> MyOptions(rounds=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: rounds must be >= 1
+    """
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when a value is out of range (the base class accepts everything)."""
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """``{option: default}`` in declaration order."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+            else:
+                raise TypeError(f"{cls.__name__}.{f.name} has no default: every solver option needs one")
+        return out
+
+
+def _options_from_dict(owner: str, options: Mapping[str, Any]) -> type[Options]:
+    """An :class:`Options` dataclass with the keys of a plain ``options`` dict as fields (older plugins)."""
+    fields = [(k, Any, dataclasses.field(default_factory=(lambda v=v: copy.deepcopy(v))))
+              for k, v in options.items()]
+    return dataclasses.make_dataclass(f"{owner}Options", fields, bases=(Options,), frozen=True)
 
 
 class Solver:
@@ -46,7 +101,10 @@ class Solver:
     Class attributes
     ----------------
     name, description : registry name and one-line description
-    options : keyword options and their defaults
+    Options : the option dataclass (a subclass of :class:`Options`); ``solver.config`` is its instance.
+        A subclass may instead set ``options`` to a plain ``{name: default}`` dict, from which the
+        dataclass is made.
+    options : ``{option: default}``, derived from ``Options`` (read-only by convention)
     exact : can prove optimality
     anytime : improves over time and stops cleanly at the time limit
     randomized : uses the seed
@@ -56,6 +114,7 @@ class Solver:
 
     name: ClassVar[str]
     description: ClassVar[str]
+    Options: ClassVar[type[Options]] = Options
     options: ClassVar[dict[str, Any]] = {}
     exact: ClassVar[bool] = False
     anytime: ClassVar[bool] = False
@@ -65,17 +124,36 @@ class Solver:
     #: mask API.  ``auto`` sends a problem whose mask has no benchmark results to such a specialist.
     masks: ClassVar[tuple | None] = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "Options" in own:
+            if not (isinstance(own["Options"], type) and issubclass(own["Options"], Options)
+                    and dataclasses.is_dataclass(own["Options"])):
+                raise TypeError(f"{cls.__name__}.Options must be a dataclass subclassing permsolve.registry.Options")
+            cls.options = cls.Options.defaults()
+        elif "options" in own:
+            cls.Options = _options_from_dict(cls.__name__, own["options"])
+            cls.options = cls.Options.defaults()
+
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             known = ", ".join(self.options) or "none"
             raise ValueError(f"solver {self.name!r} has no option {', '.join(map(repr, unknown))}; "
                              f"its options are: {known}")
-        self.opts = {**self.options, **options}
+        try:
+            #: the options, typed (an instance of ``self.Options``)
+            self.config = self.Options(**options)
+        except ValueError as e:
+            msg = str(e)
+            raise ValueError(msg if msg.startswith(f"{self.name}:") else f"{self.name}: {msg}") from None
+        #: the same as a plain dict (kept for solvers written against the dict interface)
+        self.opts = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
 
     def supports(self, problem: TileProblem) -> str | None:
         """None if this solver handles ``problem``, else the reason why not."""
-        kind = problem.axis if (problem.is_single and problem.axis) else "coupled"
+        kind = problem.kind
         if kind not in self.axes:
             return f"solver {self.name!r} does not handle axis={kind} (it handles: {', '.join(sorted(self.axes))})"
         return None

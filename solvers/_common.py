@@ -11,7 +11,7 @@ from permsolve.bounds import col_profile, row_profile
 from permsolve.problem import TileProblem
 from permsolve.tiles import expand_perm, unit_positions
 
-__all__ = ["load_kernel_module", "l1_order", "greedy_perms", "placement_gain", "assignment_step"]
+__all__ = ["load_kernel_module", "run_start", "l1_order", "greedy_perms", "placement_gain", "assignment_step"]
 
 
 def preload() -> None:
@@ -60,6 +60,60 @@ def start_from_greedy(problem: TileProblem, run) -> None:
     layer's best tiles above the threshold.
     """
     run.offer(greedy_perms(problem), ties=True)
+
+
+def run_start(problem: TileProblem, run, start: str, *, share: float = 0.25, from_init: bool = False,
+              seed: int = 0, options: Mapping | None = None, fits=None) -> str:
+    """Make ``start``'s answer the incumbent of ``run``: the one warm start of every search solver.
+
+    Parameters
+    ----------
+    problem : the (normalised) problem being solved
+    run : the solve's :class:`~permsolve.result.Run`; its incumbent is the caller's ``init`` if one was given
+    start : ``"identity"`` or ``"none"`` (keep the incumbent: the init, else the identity), ``"greedy"``
+        (TileTrans's order), or the name of any registered solver, run from TileTrans's order (or from
+        the init, see ``from_init``) with ``share`` of the time left
+    share : share of ``run.time_left()`` the start solver may use (no limit when the run has none)
+    from_init : with an init, still run the start solver, from the init (the ilp does); by default an
+        init *is* the start and nothing runs
+    seed, options : the start solver's seed and options (options it does not have are dropped)
+    fits : ``fits(budget)`` (seconds, or None) -> bool; False skips the start solver (for a solver
+        whose steps cannot be interrupted and would overrun the budget)
+
+    Returns
+    -------
+    str
+        what the start was: ``"init"``, ``"identity"``, ``"greedy"``, a solver's name, or
+        ``"<name> skipped"`` (TileTrans's order is then the start)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem
+    >>> from permsolve.result import Run
+    >>> p = TileProblem.from_matrix(np.random.default_rng(0).random((8, 8)), tile=(2, 2), sparsity=0.5)
+    >>> run = Run(p, None, None)
+    >>> run_start(p, run, "hungarian"), run.best >= p.evaluate()
+    ('hungarian', True)
+    """
+    if start in ("identity", "none"):
+        return "init" if run.has_init else "identity"
+    if run.has_init and not from_init:
+        return "init"
+    if not run.has_init:
+        start_from_greedy(problem, run)
+    if start == "greedy":
+        return "greedy"
+    from permsolve.registry import get_solver
+
+    budget = None if run.time_limit is None else max(1e-3, share * run.time_left())
+    if fits is not None and not fits(budget):
+        return f"{start} skipped"
+    cls = get_solver(start)
+    opts = {k: v for k, v in (options or {}).items() if k in cls.options}
+    res = cls(**opts).solve(problem, time_limit=budget, seed=seed, init=run.best_perms)
+    run.offer(res.perms, res.retained)
+    return start
 
 
 def position_classes(problem: TileProblem, name: str) -> np.ndarray:
