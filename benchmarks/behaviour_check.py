@@ -2,7 +2,8 @@
 
 A refactoring that is meant to change no behaviour must give the same answers: this script solves a fixed
 set of seeded instances (tile masks global and row-balanced on rows, columns and both axes; a coupled
-problem; N:M 2:4 and 4:8) with every solver that accepts them, each with a budget that does not depend on
+problem; N:M 2:4 and 4:8) with every solver that accepts them, and permutes every digits-zoo model with
+``permute_model`` (greedy and hungarian, scopes layer and group), each with a budget that does not depend on
 the machine's speed (anneal: a fixed number of moves; swap, nm-anneal: a fixed number of rounds; the rest
 run to completion), and writes the retained value of each (solver, instance) as JSON.  ``--compare`` reads
 an earlier JSON (from another commit) and lists every value that moved.
@@ -77,13 +78,36 @@ def run() -> dict:
     return values
 
 
+def run_torch() -> dict:
+    """``permute_model`` on every zoo model: greedy and hungarian, scopes layer and group (deterministic)."""
+    import torch
+
+    from permsolve import zoo
+    from permsolve.torch.permute import permute_model
+
+    torch.set_num_threads(1)
+    x = zoo.digits("val")[0][:32]
+    values = {}
+    for name in zoo.names():
+        for solver in ("greedy", "hungarian"):
+            for scope in ("layer", "group"):
+                model = zoo.load(name)
+                rep = permute_model(model, x, tile=(8, 8), sparsity=0.5, solver=solver, scope=scope,
+                                    on_unsupported="skip")
+                values[f"torch|{name}|{solver}|{scope}"] = float(rep.objective_after)
+    return values
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="write the values here (JSON)")
     ap.add_argument("--compare", type=Path, help="compare with the values of an earlier run")
+    ap.add_argument("--no-torch", dest="torch", action="store_false", help="leave out the permute_model part")
     args = ap.parse_args(argv)
     t = time.perf_counter()
     values = run()
+    if args.torch:
+        values.update(run_torch())
     print(f"{len(values)} solves in {time.perf_counter() - t:.1f} s")
     if args.out:
         args.out.write_text(json.dumps(values, indent=1, sort_keys=True) + "\n")
