@@ -23,6 +23,26 @@ def compare(S: np.ndarray, *, tile, sparsity: float, mask: str = "global", axis:
             time_limit: float = 5.0, names=None, seed: int = 0) -> list[dict]:
     """Run each solver on one matrix; returns one row per solver.
 
+    Parameters
+    ----------
+    S : (m, n) array
+        Importance matrix.
+    tile, sparsity, mask, axis
+        As in :meth:`permsolve.TileProblem.from_matrix`.
+    time_limit : float
+        Seconds for each anytime solver (the others run to completion).
+    names : list of str, optional
+        Solvers to run (default: every registered one but ``auto``); those that do not
+        handle the problem are left out.
+    seed : int
+        Seed of the randomized solvers.
+
+    Returns
+    -------
+    list of dict
+        Per solver: ``solver``, ``retained``, ``fraction``, ``bound``, ``gap``, ``optimal``,
+        ``seconds`` and ``closed`` (share of greedy's gap to the bound it closes; NaN without greedy).
+
     Examples
     --------
     >>> S = np.random.default_rng(0).random((32, 32))
@@ -48,6 +68,22 @@ def compare(S: np.ndarray, *, tile, sparsity: float, mask: str = "global", axis:
 
 
 def print_table(rows, out=sys.stdout) -> None:
+    """Print the rows of :func:`compare` as a table.
+
+    Parameters
+    ----------
+    rows : list of dict
+        What :func:`compare` returns.
+    out : file
+        Where to print (default: stdout).
+
+    Examples
+    --------
+    >>> print_table([{"solver": "greedy", "fraction": 0.5, "gap": 0.1, "closed": 0.0, "seconds": 0.01,
+    ...               "optimal": False}], out=sys.stdout)  # doctest: +NORMALIZE_WHITESPACE
+      solver      retained  gap to bound  greedy gap closed  time [s]
+      greedy        50.00%        10.000%               0.0%      0.01
+    """
     print(f"  {'solver':<10} {'retained':>9} {'gap to bound':>13} {'greedy gap closed':>18} {'time [s]':>9}", file=out)
     for r in rows:
         closed = "" if np.isnan(r["closed"]) else f"{100 * r['closed']:.1f}%"
@@ -57,6 +93,28 @@ def print_table(rows, out=sys.stdout) -> None:
 
 
 def main(argv=None) -> int:
+    """``python -m permsolve.demo``: compare the solvers on trained layers of the digits zoo.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        ``[--layers MODEL:LAYER ...] [--tiles HxW ...] [--sparsity S] [--mask M] [--time-limit T]
+        [--solvers NAME ...]`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0, or 2 for an unknown layer or bad value.
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> out = io.StringIO()
+    >>> with contextlib.redirect_stdout(out):
+    ...     status = main(["--layers", "mlp:fc3", "--tiles", "2x2", "--solvers", "identity", "greedy"])
+    >>> status, "greedy" in out.getvalue()
+    (0, True)
+    """
     ap = argparse.ArgumentParser(prog="python -m permsolve.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--layers", nargs="+", default=DEFAULT_LAYERS, metavar="MODEL:LAYER",
                     help=f"zoo layers to use (default: {' '.join(DEFAULT_LAYERS)})")

@@ -80,14 +80,58 @@ def _tensors(path: Path) -> dict:
 
 
 def list_tensors(path) -> list[str]:
-    """Names of the tensors in ``path`` (``[""]`` for a bare ``.npy`` array)."""
+    """Names of the tensors in ``path`` (``[""]`` for a bare ``.npy`` array).
+
+    Parameters
+    ----------
+    path : str or Path
+        A file of one of the :data:`FORMATS`.
+
+    Returns
+    -------
+    list of str
+        Tensor names (dotted for a nested state dict), in file order.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "w.npz")
+    >>> np.savez(f, a=np.ones(2), b=np.zeros((2, 2)))
+    >>> list_tensors(f)
+    ['a', 'b']
+    """
     return list(_tensors(Path(path)))
 
 
 def load_tensor(path, key: str | None = None) -> np.ndarray:
     """Load one tensor as float64.
 
-    ``key`` may be omitted when the file holds exactly one tensor.
+    Parameters
+    ----------
+    path : str or Path
+        A ``.npy``, ``.npz``, ``.pt``/``.pth`` (state dict) or ``.safetensors`` file.
+    key : str, optional
+        The tensor's name (see :func:`list_tensors`); may be omitted when the file holds
+        exactly one tensor.
+
+    Returns
+    -------
+    float64 array
+        The tensor (real numbers only: a complex or structured dtype is refused).
+
+    Raises
+    ------
+    ValueError
+        For a missing, unreadable or unsupported file, or an unknown or missing ``key``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "w.npy")
+    >>> np.save(f, np.arange(6, dtype=np.int32).reshape(2, 3))
+    >>> load_tensor(f)
+    array([[0., 1., 2.],
+           [3., 4., 5.]])
     """
     path = Path(path)
     if not path.exists():

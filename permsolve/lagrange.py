@@ -95,9 +95,32 @@ def lagrangian_rows(R: np.ndarray, h: int, mb: int, k: int | None = None, kb: in
                     target: float | None = None) -> float:
     """Lagrangian bound with the rows free, from the row profile ``R`` (``m x nb``).
 
-    Give ``k`` (global mask: total kept tiles) or ``kb`` (every tile row keeps ``kb``).
-    ``target``: a value known to be reachable (or any estimate below the bound) for the
-    step sizes; the result is valid whatever it is.
+    Parameters
+    ----------
+    R : (m, nb) array
+        Row profile: ``R[i, b]`` is the importance of row ``i`` in column block ``b``.
+    h : int
+        Tile height (rows per tile row).
+    mb : int
+        Number of tile rows (the rows are padded with zero rows to ``mb * h``).
+    k : int, optional
+        Global mask: the total number of kept tiles.  Give ``k`` or ``kb``.
+    kb : int, optional
+        Row-balanced mask: the tiles every tile row keeps.
+    time_limit : float
+        Seconds for the subgradient iterations.
+    iters : int
+        Most iterations.
+    grid : int
+        Size of the grid of tile counts ``j`` at which the pricing is evaluated (global mask).
+    target : float, optional
+        A value known to be reachable (or any estimate below the bound), for the step
+        sizes; the result is valid whatever it is.
+
+    Returns
+    -------
+    float
+        The smallest Lagrangian bound over the iterations.
 
     Examples
     --------
@@ -202,6 +225,18 @@ def member_tight_bound(member: "Member", *, time_limit: float = 5.0) -> float:
     row-balanced masks) and, for the global mask, with the columns permuted and the
     rows fixed (the transposed matrix); other cases return ``member.bound()``.
 
+    Parameters
+    ----------
+    member : Member
+        One matrix of a problem.
+    time_limit : float
+        Seconds for the Lagrangian.
+
+    Returns
+    -------
+    float
+        ``min(member.bound(), Lagrangian)``.
+
     Examples
     --------
     >>> import numpy as np
@@ -233,6 +268,18 @@ def tight_bound(problem_or_member: Union["TileProblem", "Member"], time_limit: f
 
     For a problem, the sum of its members' bounds (sharing a permutation between
     members only removes freedom); ``time_limit`` is shared among them.
+
+    Parameters
+    ----------
+    problem_or_member : TileProblem or Member
+        What to bound.
+    time_limit : float
+        Seconds in all.
+
+    Returns
+    -------
+    float
+        A valid bound, at most ``problem.bound`` (``member.bound()`` for a member).
 
     Examples
     --------

@@ -54,6 +54,18 @@ def n_pruned(s: float, count: int) -> int:
     ``repr``), exactly, so ``0.15 * 10`` is 1.5 and rounds up to 2, and
     ``0.4999999999995 * 1`` rounds down to 0; no float noise, no fudge.
 
+    Parameters
+    ----------
+    s : float
+        Sparsity, the fraction pruned.
+    count : int
+        Number of items (tiles, or the tiles of one group).
+
+    Returns
+    -------
+    int
+        How many of the ``count`` items are pruned.
+
     Examples
     --------
     >>> n_pruned(0.5, 3), n_pruned(0.15, 10), n_pruned(0.4999999999995, 1), n_pruned(0.1, 10)
@@ -65,6 +77,18 @@ def n_pruned(s: float, count: int) -> int:
 
 def topk_sum(values: np.ndarray, k: int) -> float:
     """Sum of the ``k`` largest entries of ``values`` (all of them when ``k >= size``).
+
+    Parameters
+    ----------
+    values : array
+        Any shape; it is flattened.
+    k : int
+        How many entries to sum (0 or less: none).
+
+    Returns
+    -------
+    float
+        The sum, found with a partition rather than a full sort.
 
     Examples
     --------
@@ -112,6 +136,15 @@ class Mask(ABC):
     Subclasses set ``name`` (the family) and ``description``, implement
     :meth:`groups`, :meth:`parse` and the three bounds, and may override
     :meth:`select` / :meth:`retained` with faster code.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = get_mask("row-balanced")
+    >>> isinstance(mask, Mask), mask.spec, mask.n_kept(2, 4, 0.5)
+    (True, 'row-balanced', 4)
+    >>> mask.admissible(np.array([[1, 1, 0, 0], [0, 1, 0, 1]]), 0.5)
+    True
     """
 
     name: ClassVar[str]
@@ -223,7 +256,15 @@ def _block_gain_bound(R: np.ndarray, h: int, mb: int, k: int) -> float:
 
 @dataclass(frozen=True)
 class GlobalMask(Mask):
-    """Keep the ``k`` tiles with the largest scores anywhere in the matrix (TileTrans's rule)."""
+    """Keep the ``k`` tiles with the largest scores anywhere in the matrix (TileTrans's rule).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> GlobalMask().select(np.array([[1.0, 5.0], [4.0, 2.0]]), 0.5).astype(int)
+    array([[0, 1],
+           [1, 0]])
+    """
 
     name: ClassVar[str] = "global"
     description: ClassVar[str] = "the k highest-scoring tiles of the matrix are kept"
@@ -273,7 +314,17 @@ class GlobalMask(Mask):
 
 @dataclass(frozen=True)
 class RowBalancedMask(Mask):
-    """Every row of tiles keeps the same number of tiles, ``nb - round(s * nb)``."""
+    """Every row of tiles keeps the same number of tiles, ``nb - round(s * nb)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> RowBalancedMask().select(np.array([[1.0, 5.0], [4.0, 2.0]]), 0.5).astype(int)
+    array([[0, 1],
+           [1, 0]])
+    >>> RowBalancedMask().retained(np.array([[1.0, 5.0], [4.0, 3.0]]), 0.5)
+    9.0
+    """
 
     name: ClassVar[str] = "row-balanced"
     description: ClassVar[str] = "every row of tiles keeps nb - round(s*nb) tiles (load-balanced kernels)"
@@ -345,6 +396,13 @@ class NMMask(Mask):
     (``fixed_sparsity``), and the column count must be a multiple of ``m``.
     Permuting rows cannot change the value (``invariant_axes``); permuting
     columns decides which entries share a group.
+
+    Parameters
+    ----------
+    n : int
+        Entries kept per group.
+    m : int
+        Group size (consecutive columns), ``1 <= n < m <= 16``.
 
     Examples
     --------
@@ -442,7 +500,34 @@ MASKS: dict[str, Mask] = {}
 
 
 def register_mask(cls: type[Mask]) -> type[Mask]:
-    """Register a mask family (class decorator); a duplicate family name is an error."""
+    """Register a mask family (class decorator); a duplicate family name is an error.
+
+    Parameters
+    ----------
+    cls : type
+        A :class:`Mask` subclass with a unique ``name`` and a ``parse`` classmethod.
+
+    Returns
+    -------
+    type
+        ``cls`` itself, now known to :func:`get_mask` (its ``examples()`` join :data:`MASKS`).
+
+    Raises
+    ------
+    ValueError
+        When a family of that name is already registered.
+
+    Examples
+    --------
+    >>> class Whole(GlobalMask):
+    ...     name = "whole"
+    ...     @classmethod
+    ...     def parse(cls, text):
+    ...         return cls() if text == "whole" else None
+    >>> register_mask(Whole) is Whole, get_mask("whole")
+    (True, Whole())
+    >>> del FAMILIES["whole"], MASKS["whole"]      # leave the registry as it was
+    """
     if cls.name in FAMILIES:
         raise ValueError(f"mask family {cls.name!r} is already registered")
     FAMILIES[cls.name] = cls
@@ -458,6 +543,21 @@ register_mask(NMMask)
 
 def get_mask(mask: "str | Mask") -> Mask:
     """The mask that ``mask`` names (``"global"``, ``"row-balanced"``, ``"2:4"``), or ``mask`` itself.
+
+    Parameters
+    ----------
+    mask : str or Mask
+        A spec text of a registered family, or a mask.
+
+    Returns
+    -------
+    Mask
+        The parsed mask (``mask`` unchanged if it is one already).
+
+    Raises
+    ------
+    ValueError
+        When no family recognises the text, or the family refuses it (``"4:2"``).
 
     Examples
     --------

@@ -31,7 +31,23 @@ METRICS = {
 
 
 def matrix_view(W) -> np.ndarray:
-    """2-D view of a weight: rows are output channels, the rest is flattened."""
+    """2-D view of a weight: rows are output channels, the rest is flattened.
+
+    Parameters
+    ----------
+    W : array_like
+        A weight of 2 or more dimensions (a conv weight ``(C_out, C_in, kh, kw)``).
+
+    Returns
+    -------
+    (W.shape[0], -1) float64 array
+        ``W`` reshaped, rows first.
+
+    Examples
+    --------
+    >>> matrix_view(np.zeros((8, 3, 2, 2))).shape
+    (8, 12)
+    """
     W = np.asarray(W, dtype=np.float64)
     if W.ndim < 2:
         raise ValueError(f"a weight matrix needs at least 2 dimensions, got shape {W.shape}")
@@ -49,6 +65,21 @@ def importance(W, metric: str = "l1", *, grad=None, act_norm=None) -> np.ndarray
         TileTrans averages it over an epoch.
     act_norm : per-input-column L2 norm of the layer's input activations
         (``activation``), length ``W.reshape(len(W), -1).shape[1]``.
+
+    Returns
+    -------
+    (m, n) float64 array
+        The importance, ``>= 0``, of the matrix view of ``W`` (:func:`matrix_view`).
+
+    Examples
+    --------
+    >>> W = np.array([[1.0, -2.0], [3.0, 0.5]])
+    >>> importance(W, "taylor", grad=np.full((2, 2), 0.5))
+    array([[0.25  , 1.    ],
+           [2.25  , 0.0625]])
+    >>> importance(W, "activation", act_norm=[2.0, 1.0])
+    array([[2. , 2. ],
+           [6. , 0.5]])
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")

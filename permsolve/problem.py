@@ -125,6 +125,7 @@ class Member:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(m, n)`` of the importance matrix."""
         return self.importance.shape
 
     @property
@@ -135,9 +136,11 @@ class Member:
 
     @property
     def n_kept(self) -> int:
+        """Number of tiles the mask keeps."""
         return self.mask.n_kept(*self.grid, self.sparsity)
 
     def permuted(self, perms: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The importance with ``perms`` applied to its bound axes (no copy for identities)."""
         S = self.importance
         def index(name, unit, layout):
             if name is None:
@@ -164,9 +167,11 @@ class Member:
         return frozenset(axes) - self.mask.invariant_axes
 
     def tile_scores(self, perms: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Importance inside every tile, ``(mb, nb)``, for these permutations."""
         return tile_scores(self.permuted(perms), *self.tile)
 
     def retained(self, perms: Mapping[str, np.ndarray]) -> float:
+        """Importance kept by the best mask of this member for these permutations."""
         return self.mask.retained(self.tile_scores(perms), self.sparsity)
 
     def best_mask(self, perms: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -191,6 +196,18 @@ class TileProblem:
     members : list of :class:`Member`
     perm_sizes : number of units of each named permutation; inferred from the
         members when omitted.
+    axis : ``"rows"``, ``"cols"`` or ``"both"`` for a :meth:`from_matrix` problem (reports only),
+        else None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W1, W2 = np.ones((4, 4)), np.arange(16.0).reshape(4, 4)
+    >>> p = TileProblem([Member(W1, (2, 2), 0.5, rows="h"), Member(W2, (2, 2), 0.5, cols="h")])
+    >>> p.perm_sizes, p.kind, p.total
+    ({'h': 4}, 'coupled', 136.0)
+    >>> p.evaluate(), p.evaluate({"h": np.array([2, 3, 0, 1])}), p.members[0].n_kept
+    (100.0, 100.0, 2)
     """
 
     members: list[Member]
@@ -241,9 +258,11 @@ class TileProblem:
     # ------------------------------------------------------------- evaluate
     @property
     def perm_names(self) -> list[str]:
+        """Names of the permutations, in order of first appearance."""
         return list(self.perm_sizes)
 
     def identity(self) -> dict[str, np.ndarray]:
+        """The identity permutation of every name."""
         return {k: np.arange(n) for k, n in self.perm_sizes.items()}
 
     def check_perms(self, perms: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
@@ -288,9 +307,11 @@ class TileProblem:
 
     @property
     def kind(self) -> str:
-        """What the permutations act on, derived from the members: ``"rows"``, ``"cols"`` or ``"both"``
-        for one matrix with one permutation per free axis, else ``"coupled"`` (several matrices, or one
-        permutation on both axes of a matrix).  Solvers declare the kinds they handle in ``Solver.axes``.
+        """What the permutations act on: ``"rows"``, ``"cols"``, ``"both"`` or ``"coupled"``.
+
+        Derived from the members: ``"rows"``, ``"cols"`` or ``"both"`` for one matrix with one
+        permutation per free axis, else ``"coupled"`` (several matrices, or one permutation on both
+        axes of a matrix).  Solvers declare the kinds they handle in ``Solver.axes``.
 
         Examples
         --------
@@ -298,7 +319,7 @@ class TileProblem:
         >>> S = np.ones((4, 4))
         >>> TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5, axis="both").kind
         'both'
-        >>> TileProblem([Member(S, (2, 2), 0.5, rows="p", cols="p")]).kind
+        >>> TileProblem([Member(S, (2, 2), 0.5, rows="p"), Member(S, (2, 2), 0.5, cols="p")]).kind
         'coupled'
         """
         if not self.is_single:
@@ -309,6 +330,7 @@ class TileProblem:
         return "rows" if m.rows is not None else "cols"
 
     def describe(self) -> str:
+        """One line per member, ``; ``-joined: shape, tile, sparsity, mask and bindings (for logs)."""
         parts = []
         for m in self.members:
             h, w = m.tile

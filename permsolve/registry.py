@@ -110,6 +110,29 @@ class Solver:
     randomized : uses the seed
     axes : which problem kinds it handles, a subset of
         ``{"rows", "cols", "both", "coupled"}``
+
+    Parameters
+    ----------
+    **options
+        The solver's options (the fields of its ``Options``); an unknown name or a value
+        that ``Options.validate`` refuses is a ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem
+    >>> @register
+    ... class Reverse(Solver):
+    ...     name, description = "reverse-example", "the rows in reverse order"
+    ...     axes = frozenset({"rows"})
+    ...     options = {"repeat": 1}
+    ...     def _solve(self, problem, run, rng):
+    ...         run.offer({"row": np.arange(problem.perm_sizes["row"])[::-1]})
+    >>> p = TileProblem.from_matrix(np.diag([1.0, 0, 0, 1]), tile=(2, 2), sparsity=0.5)
+    >>> r = Reverse(repeat=2).solve(p)
+    >>> r.solver, r.retained, Reverse.options, Reverse(repeat=2).config.repeat
+    ('reverse-example', 2.0, {'repeat': 1}, 2)
+    >>> del SOLVERS["reverse-example"]        # leave the registry as it was
     """
 
     name: ClassVar[str]
@@ -152,7 +175,7 @@ class Solver:
         self.opts = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
 
     def supports(self, problem: TileProblem) -> str | None:
-        """None if this solver handles ``problem``, else the reason why not."""
+        """None if this solver handles ``problem``, else the reason why not (from ``problem.kind``)."""
         kind = problem.kind
         if kind not in self.axes:
             return f"solver {self.name!r} does not handle axis={kind} (it handles: {', '.join(sorted(self.axes))})"
@@ -208,6 +231,21 @@ MIN_TOTAL = 2.0 ** -1000
 def check_time_limit(time_limit: float | None) -> float | None:
     """``time_limit`` as a float, or None; NaN, infinite, non-positive or huge values are refused.
 
+    Parameters
+    ----------
+    time_limit : float or None
+        Seconds, or None for no limit.
+
+    Returns
+    -------
+    float or None
+        The limit as a float (None stays None).
+
+    Raises
+    ------
+    ValueError
+        When it is not a number, not finite, not positive or above ``MAX_TIME_LIMIT``.
+
     Examples
     --------
     >>> check_time_limit(2), check_time_limit(None)
@@ -231,14 +269,25 @@ def check_time_limit(time_limit: float | None) -> float | None:
 
 
 def normalise(problem: TileProblem) -> tuple[TileProblem, float]:
-    """``(copy, scale)``: ``problem`` with every importance divided by ``scale``, a power of two
-    chosen so that the largest entry of the copy lies in ``[1, 2)``.
+    """``(copy, scale)``: ``problem`` divided by a power of two so its largest entry lies in ``[1, 2)``.
 
-    Dividing by a power of two is exact, so the copy's arithmetic is the
+    Every importance is divided by ``scale``.  Dividing by a power of two is exact, so the copy's arithmetic is the
     original's, scaled.  Refuses (``ValueError``) a problem whose total
     importance overflows float64, or is so small (below ``2**-1000``, about
     1e-301) that sums lose their relative precision.  Returns ``(problem, 1.0)``
     when it is already normalised or all zero.
+
+    Parameters
+    ----------
+    problem : TileProblem
+        The problem as given (not modified).
+
+    Returns
+    -------
+    copy : TileProblem
+        The scaled copy (with its ``bound`` and ``total`` already set), or ``problem`` itself.
+    scale : float
+        The power of two it was divided by.
 
     Examples
     --------
@@ -291,7 +340,35 @@ def _unscale_info(info: dict, scale: float, top: bool = True) -> dict:
 
 
 def register(cls: type[Solver]) -> type[Solver]:
-    """Class decorator: add a solver under its ``name``; duplicate names are refused."""
+    """Class decorator: add a solver under its ``name``; duplicate names are refused.
+
+    Parameters
+    ----------
+    cls : type
+        A :class:`Solver` subclass with a ``name`` and a ``description``.
+
+    Returns
+    -------
+    type
+        ``cls`` itself, now found by :func:`get_solver` and :func:`solve`.
+
+    Raises
+    ------
+    TypeError
+        When ``cls`` has no name or no description.
+    ValueError
+        When another class is registered under that name.
+
+    Examples
+    --------
+    >>> class Noop(Solver):
+    ...     name, description = "noop-example", "keeps the identity"
+    ...     def _solve(self, problem, run, rng):
+    ...         pass
+    >>> register(Noop) is Noop, get_solver("noop-example") is Noop
+    (True, True)
+    >>> del SOLVERS["noop-example"]           # leave the registry as it was
+    """
     if not getattr(cls, "name", None) or not getattr(cls, "description", None):
         raise TypeError(f"{cls.__name__} needs a name and a description")
     if cls.name in SOLVERS and SOLVERS[cls.name] is not cls:
@@ -328,12 +405,12 @@ def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
     Parameters
     ----------
     group : str
-        the entry-point group to read
+        The entry-point group to read.
 
     Returns
     -------
     list of str
-        the names of the entry points that loaded
+        The names of the entry points that loaded.
 
     Examples
     --------
@@ -366,7 +443,19 @@ def load_plugins(group: str = ENTRY_POINT_GROUP) -> list[str]:
 
 
 def solvers() -> dict[str, type[Solver]]:
-    """All registered solvers, by name."""
+    """All registered solvers, by name (the built-in ones and the plugins, loaded on the first call).
+
+    Returns
+    -------
+    dict of str to type
+        ``{name: Solver subclass}``, a copy.
+
+    Examples
+    --------
+    >>> s = solvers()
+    >>> "greedy" in s and "hungarian" in s, s["greedy"].name
+    (True, 'greedy')
+    """
     _load()
     return dict(SOLVERS)
 
@@ -376,7 +465,28 @@ available_solvers = solvers
 
 
 def get_solver(name: str) -> type[Solver]:
-    """The solver class registered as ``name``."""
+    """The solver class registered as ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A registered name (``permsolve solvers`` lists them).
+
+    Returns
+    -------
+    type
+        The :class:`Solver` subclass.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the known ones.
+
+    Examples
+    --------
+    >>> get_solver("greedy").name, get_solver("identity").exact
+    ('greedy', False)
+    """
     _load()
     try:
         return SOLVERS[name]
@@ -397,5 +507,21 @@ def solve(problem: TileProblem, solver: str = "greedy", *, time_limit: float | N
     init : warm start, ``{perm name: permutation}`` or an earlier :class:`SolveResult`; the result is never
         worse than it
     **options : the solver's own keyword options; unknown ones are an error
+
+    Returns
+    -------
+    SolveResult
+        The best permutations found, their value recomputed on ``problem``, and the bound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem
+    >>> p = TileProblem.from_matrix(np.random.default_rng(0).random((16, 16)), tile=(4, 4), sparsity=0.5)
+    >>> r = solve(p, "hungarian", time_limit=5)
+    >>> r.solver, p.evaluate() <= r.retained <= r.bound, r.retained == p.evaluate(r.perms)
+    ('hungarian', True, True)
+    >>> solve(p, "identity", init=r).retained == r.retained      # a warm start is never lost
+    True
     """
     return get_solver(solver)(**options).solve(problem, time_limit=time_limit, seed=seed, init=init)

@@ -32,6 +32,17 @@ class SolveResult:
     trace : ``(seconds, best value)`` each time the best value improved
     nit : iterations (solver-specific unit: rounds, moves, ...)
     info : solver-specific details
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem, solve
+    >>> p = TileProblem.from_matrix(np.arange(16.0).reshape(4, 4), tile=(2, 2), sparsity=0.5)
+    >>> r = solve(p, "identity")
+    >>> r.retained, r.total, r.perms["row"].tolist()
+    (92.0, 120.0, [0, 1, 2, 3])
+    >>> round(r.fraction, 4), r.to_json()["row_perm"]
+    (0.7667, [0, 1, 2, 3])
     """
 
     solver: str
@@ -47,10 +58,12 @@ class SolveResult:
 
     @property
     def row_perm(self) -> np.ndarray | None:
+        """The permutation named ``"row"`` (a :meth:`TileProblem.from_matrix` problem), or None."""
         return self.perms.get("row")
 
     @property
     def col_perm(self) -> np.ndarray | None:
+        """The permutation named ``"col"``, or None."""
         return self.perms.get("col")
 
     @property
@@ -87,6 +100,29 @@ class Run:
 
     Solvers call :meth:`offer` with every solution they want kept; only
     improvements are recorded.  :meth:`expired` says when the time limit is up.
+
+    Parameters
+    ----------
+    problem : TileProblem
+        The problem being solved.
+    time_limit : float or None
+        Seconds from ``start``; None: no limit.
+    init : mapping or None
+        Warm start ``{perm name: permutation}`` (missing names: the identity); the first incumbent.
+    start : float, optional
+        ``time.perf_counter()`` when the solve was called (default: now).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem
+    >>> S = np.array([[1.0, 0, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 1]])
+    >>> p = TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5)
+    >>> run = Run(p, time_limit=None, init=None)
+    >>> run.best, run.offer({"row": np.array([1, 0, 3, 2])}), run.offer({"row": np.array([0, 2, 1, 3])})
+    (2.0, False, True)
+    >>> run.best, run.best_perms["row"].tolist(), len(run.trace), run.expired()
+    (4.0, [0, 2, 1, 3], 2, False)
     """
 
     def __init__(self, problem: TileProblem, time_limit: float | None, init: Mapping | None,
@@ -110,6 +146,7 @@ class Run:
         self.proven_bound: float | None = None
 
     def elapsed(self) -> float:
+        """Seconds since the solve started."""
         return time.perf_counter() - self.start
 
     def time_left(self) -> float:
@@ -119,6 +156,7 @@ class Run:
         return self.time_limit - self.elapsed() - self.eval_seconds
 
     def expired(self) -> bool:
+        """True once :meth:`time_left` is used up (never without a time limit)."""
         return self.time_left() <= 0
 
     def adopt(self, perms: Mapping[str, np.ndarray], value: float | None = None) -> None:
@@ -135,7 +173,10 @@ class Run:
         self.trace = [(self.elapsed(), self.best)]   # the adopted answer starts the trace
 
     def offer(self, perms: Mapping[str, np.ndarray], value: float | None = None, *, ties: bool = False) -> bool:
-        """Keep ``perms`` if better than the incumbent (``ties``: or as good); returns True if kept."""
+        """Keep ``perms`` if better than the incumbent (``ties``: or as good); returns True if kept.
+
+        ``value`` is the value of ``perms`` when the caller knows it (else it is evaluated).
+        """
         if value is None:
             value = self.problem.evaluate(perms)
         tol = REL_TOL * abs(self.best)        # relative: no floor, so tiny problems are not frozen

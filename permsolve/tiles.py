@@ -22,7 +22,28 @@ LAYOUTS = ("contiguous", "strided")
 
 
 def parse_tile(tile: str | Sequence[int]) -> tuple[int, int]:
-    """Parse ``"16x16"`` or ``(16, 16)`` into a pair of positive ints."""
+    """Parse ``"16x16"`` or ``(16, 16)`` into a pair of positive ints.
+
+    Parameters
+    ----------
+    tile : str or pair of int
+        ``"HxW"`` (``×`` also accepted) or ``(h, w)``.
+
+    Returns
+    -------
+    tuple of int
+        ``(h, w)``, both >= 1.
+
+    Raises
+    ------
+    ValueError
+        When ``tile`` is not of that form or a side is below 1.
+
+    Examples
+    --------
+    >>> parse_tile("4x8"), parse_tile([2, 2])
+    ((4, 8), (2, 2))
+    """
     if isinstance(tile, str):
         parts = tile.lower().replace("×", "x").split("x")
         if len(parts) != 2:
@@ -39,6 +60,23 @@ def parse_tile(tile: str | Sequence[int]) -> tuple[int, int]:
 
 def unit_positions(P: int, unit: int, layout: str = "contiguous") -> np.ndarray:
     """Element indices of each of ``P`` units of ``unit`` elements: an int array ``(P, unit)``.
+
+    Parameters
+    ----------
+    P : int
+        Number of units.
+    unit : int
+        Elements per unit.
+    layout : {"contiguous", "strided"}
+        How a unit's elements lie along the axis.
+
+    Returns
+    -------
+    (P, unit) int64 array
+        Row ``q``: the element indices of unit ``q``.
+
+    Notes
+    -----
 
     ``"contiguous"``: unit ``q`` holds ``q*unit ... q*unit + unit - 1`` (a conv
     weight viewed as ``(C_out, C_in*kh*kw)``: one input channel's ``kh*kw``
@@ -63,6 +101,20 @@ def expand_perm(perm: np.ndarray, unit: int, layout: str = "contiguous") -> np.n
     Position ``p`` of the permutation receives unit ``perm[p]``: element ``e``
     of that unit moves to element ``e`` of position ``p`` (see :func:`unit_positions`).
 
+    Parameters
+    ----------
+    perm : sequence of int
+        A permutation of ``range(P)`` over units.
+    unit : int
+        Elements per unit.
+    layout : {"contiguous", "strided"}
+        How a unit's elements lie along the axis.
+
+    Returns
+    -------
+    (P * unit,) int64 array
+        Gather indices: ``x[expand_perm(perm, unit)]`` permutes the units of ``x``.
+
     Examples
     --------
     >>> expand_perm([1, 0], 2).tolist(), expand_perm([1, 0], 2, "strided").tolist()
@@ -78,7 +130,25 @@ def expand_perm(perm: np.ndarray, unit: int, layout: str = "contiguous") -> np.n
 
 
 def tile_scores(P: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Sum of ``P`` over each ``h x w`` tile; edge tiles are zero-padded."""
+    """Sum of ``P`` over each ``h x w`` tile; edge tiles are zero-padded.
+
+    Parameters
+    ----------
+    P : (m, n) array
+        Importance matrix (in permuted order).
+    h, w : int
+        Tile height and width.
+
+    Returns
+    -------
+    (ceil(m / h), ceil(n / w)) array
+        ``T[a, b]``: the importance inside tile ``(a, b)``.
+
+    Examples
+    --------
+    >>> tile_scores(np.arange(8.0).reshape(2, 4), 2, 2)
+    array([[10., 18.]])
+    """
     m, n = P.shape
     mb, nb = -(-m // h), -(-n // w)
     if mb * h != m or nb * w != n:

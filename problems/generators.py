@@ -22,6 +22,18 @@ __all__ = ["gaussian", "student_t", "scaled", "lowrank", "uniform", "GENERATORS"
 def gaussian(m: int, n: int, *, seed: int = 0) -> np.ndarray:
     """``|W|`` with i.i.d. standard normal ``W``.
 
+    Parameters
+    ----------
+    m, n : int
+        Shape.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    (m, n) float64 array
+        The importance, ``>= 0``.
+
     Examples
     --------
     >>> gaussian(2, 3, seed=0).shape
@@ -32,6 +44,20 @@ def gaussian(m: int, n: int, *, seed: int = 0) -> np.ndarray:
 
 def student_t(m: int, n: int, *, df: float = 3.0, seed: int = 0) -> np.ndarray:
     """``|W|`` with i.i.d. Student-t ``W`` (heavy tails: a few huge weights).
+
+    Parameters
+    ----------
+    m, n : int
+        Shape.
+    df : float
+        Degrees of freedom (smaller: heavier tails).
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    (m, n) float64 array
+        The importance, ``>= 0``.
 
     Examples
     --------
@@ -47,6 +73,20 @@ def scaled(m: int, n: int, *, sigma: float = 0.5, seed: int = 0) -> np.ndarray:
     Trained layers look like this: some output channels and some input
     features carry much more weight than others.
 
+    Parameters
+    ----------
+    m, n : int
+        Shape.
+    sigma : float
+        Standard deviation of the log of the row and column factors.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    (m, n) float64 array
+        The importance, ``>= 0``.
+
     Examples
     --------
     >>> S = scaled(32, 16, sigma=1.0, seed=0)
@@ -61,6 +101,22 @@ def scaled(m: int, n: int, *, sigma: float = 0.5, seed: int = 0) -> np.ndarray:
 
 def lowrank(m: int, n: int, *, rank: int = 8, noise: float = 0.1, seed: int = 0) -> np.ndarray:
     """``|U V^T / sqrt(rank) + noise * Z|``: structured, with a few dominant directions.
+
+    Parameters
+    ----------
+    m, n : int
+        Shape.
+    rank : int
+        Rank of the structured part.
+    noise : float
+        Scale of the Gaussian noise added.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    (m, n) float64 array
+        The importance, ``>= 0``.
 
     Examples
     --------
@@ -79,6 +135,18 @@ def uniform(m: int, n: int, *, seed: int = 0) -> np.ndarray:
     The instances of NVIDIA apex's channel-permutation search (Pool & Yu 2021)
     are made this way (the 128x64 matrix of seed 1, the 32x16 ones of seeds
     0..24), so their published values apply to these matrices as they are.
+
+    Parameters
+    ----------
+    m, n : int
+        Shape.
+    seed : int
+        Seed of ``numpy.random.RandomState`` (the legacy generator).
+
+    Returns
+    -------
+    (m, n) float64 array
+        Entries in ``[0, 1)``.
 
     Examples
     --------

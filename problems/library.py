@@ -22,6 +22,7 @@ sparsity (its mask fixes them) and permutes columns by default; a zoo conv
 layer under N:M is viewed as ``(C_out, kh*kw*C_in)`` with strided channel
 units (:func:`~permsolve.problems.real.zoo_nm_weight`).  Its name carries the
 spec instead of tile and sparsity: ``uniform-128x64-2:4-1``.
+
 Examples
 --------
 >>> s = load_suite("smoke")
@@ -236,6 +237,7 @@ class Instance:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Instance":
+        """The instance of a recipe written by :meth:`to_dict`."""
         d = dict(d)
         d["tile"] = tuple(d["tile"])
         return cls(**d)
@@ -249,7 +251,23 @@ class Instance:
 
 @dataclass
 class Suite:
-    """A named list of instances, and the one-line reasons for any that were skipped."""
+    """A named list of instances, and the one-line reasons for any that were skipped.
+
+    Attributes
+    ----------
+    name : str
+        The suite's name.
+    instances : list of Instance
+        Its instances, in a stable order.
+    skipped : list of str
+        Why instances were left out (a source not installed), one line each.
+
+    Examples
+    --------
+    >>> s = load_suite("smoke")
+    >>> s.name, len(s.instances), s.skipped
+    ('smoke', 3, [])
+    """
 
     name: str
     instances: list[Instance]
@@ -389,6 +407,21 @@ def load_suite(name: str) -> Suite:
     Instances whose source is missing (optional MiniLM package, model zoo) are
     left out and the reason is listed in ``Suite.skipped``.
 
+    Parameters
+    ----------
+    name : str
+        A key of ``SUITES``.
+
+    Returns
+    -------
+    Suite
+        The instances and the reasons for those skipped.
+
+    Raises
+    ------
+    ValueError
+        For an unknown suite.
+
     Examples
     --------
     >>> [i.family for i in load_suite("smoke").instances]
@@ -412,6 +445,11 @@ def _catalog() -> dict[str, Instance]:
 def catalog() -> dict[str, Instance]:
     """Every instance of every suite, by name.
 
+    Returns
+    -------
+    dict of str to Instance
+        A copy of the (cached) catalogue.
+
     Examples
     --------
     >>> "planted-64x64-t8x8-s50-0" in catalog()
@@ -422,6 +460,21 @@ def catalog() -> dict[str, Instance]:
 
 def get_instance(name: str) -> Instance:
     """The catalogued instance called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        An instance name (``permsolve bench --list`` shows them).
+
+    Returns
+    -------
+    Instance
+        The instance.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (similar names are suggested).
 
     Examples
     --------

@@ -44,7 +44,13 @@ DEFAULT_MANIFEST = Path(__file__).with_name("manifest.json")
 
 
 class BoundViolation(AssertionError):
-    """A value above a bound: a bug in a solver or in a bound."""
+    """A value above a bound: a bug in a solver or in a bound.
+
+    Examples
+    --------
+    >>> issubclass(BoundViolation, AssertionError)
+    True
+    """
 
 
 def _dump(entries: dict) -> str:
@@ -62,7 +68,13 @@ def _dump(entries: dict) -> str:
 
 
 class InstanceChanged(ValueError):
-    """An instance no longer matches its manifest entry (its total importance differs): stale best values."""
+    """An instance no longer matches its manifest entry (its total importance differs): stale best values.
+
+    Examples
+    --------
+    >>> issubclass(InstanceChanged, ValueError)
+    True
+    """
 
 
 def _exceeds(value: float, bound: float) -> bool:
@@ -79,6 +91,13 @@ class Manifest:
     Parameters
     ----------
     path : JSON file; defaults to ``problems/manifest.json`` of the checkout.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> m = Manifest(os.path.join(tempfile.mkdtemp(), "manifest.json"))
+    >>> "gauss-64x64-t8x8-s50-0" in m, m.get("gauss-64x64-t8x8-s50-0"), m.best_value("x")
+    (False, None, None)
     """
 
     def __init__(self, path: str | os.PathLike | None = None):
@@ -96,6 +115,7 @@ class Manifest:
         return self.entries.get(name)
 
     def best_value(self, name: str) -> float | None:
+        """The best value recorded for instance ``name``, or None."""
         e = self.entries.get(name)
         return None if e is None else e.get("best_value")
 

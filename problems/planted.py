@@ -31,6 +31,28 @@ __all__ = ["PlantedInstance", "planted"]
 
 @dataclass
 class PlantedInstance:
+    """A planted instance and its known optimum (see :func:`planted`).
+
+    Attributes
+    ----------
+    S : (m, n) array
+        The shuffled importance matrix.
+    tile : (int, int)
+        The tile shape it is planted for.
+    sparsity : float
+        The sparsity at which the planted tiles are exactly the kept ones.
+    row_perm : array of int
+        A row permutation attaining the optimum.
+    optimum : float
+        Retained importance of ``row_perm`` (equals the bound).
+
+    Examples
+    --------
+    >>> inst = planted(8, 8, tile=(2, 2), blocks_per_group=1, seed=0)
+    >>> inst.S.shape, inst.tile, inst.sparsity
+    ((8, 8), (2, 2), 0.75)
+    """
+
     S: np.ndarray           #: the shuffled importance matrix
     tile: tuple[int, int]
     sparsity: float         #: the sparsity at which the planted tiles are exactly the kept ones
@@ -42,8 +64,29 @@ def planted(m: int, n: int, *, tile=(16, 16), blocks_per_group: int | None = Non
             seed: int = 0) -> PlantedInstance:
     """A shuffled ``m x n`` instance with hidden row groups; see the module docstring.
 
-    ``m`` must be a multiple of ``h`` and ``n`` of ``w``.  ``blocks_per_group``
-    defaults to half the column blocks (sparsity 0.5).
+    Parameters
+    ----------
+    m, n : int
+        Shape; ``m`` must be a multiple of ``h`` and ``n`` of ``w``.
+    tile : (int, int)
+        Tile shape ``(h, w)``.
+    blocks_per_group : int, optional
+        Important column blocks per row group (default: half of them, sparsity 0.5).
+    noise : float
+        Noise level, in ``[0, 1)`` (so the planted order stays optimal).
+    seed : int
+        Seed of the instance.
+
+    Returns
+    -------
+    PlantedInstance
+        The matrix, its sparsity, an optimal row permutation and the optimum.
+
+    Examples
+    --------
+    >>> inst = planted(16, 16, tile=(4, 4), seed=1)
+    >>> inst.sparsity, bool(inst.optimum > 0)
+    (0.5, True)
     """
     h, w = tile
     if m % h or n % w:

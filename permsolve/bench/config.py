@@ -58,6 +58,11 @@ META_SOLVERS = ("auto",)
 def default_solvers() -> list[str]:
     """Every registered solver except the meta solver ``auto``.
 
+    Returns
+    -------
+    list of str
+        Solver names, in registration order.
+
     Examples
     --------
     >>> {"identity", "greedy", "hungarian"} <= set(default_solvers())
@@ -73,6 +78,18 @@ def unsupported(cls, problem) -> str | None:
 
     ``Solver.supports`` reads class attributes (and at most the options);
     constructing a solver can be costly (a JIT warm-up), so ``__init__`` is skipped.
+
+    Parameters
+    ----------
+    cls : type
+        A registered :class:`~permsolve.registry.Solver` subclass.
+    problem : TileProblem
+        The problem (a small stand-in of the same kind, mask and layout will do).
+
+    Returns
+    -------
+    str or None
+        The solver's reason for refusing ``problem``, or None.
 
     Examples
     --------
@@ -94,6 +111,18 @@ def unsupported(cls, problem) -> str | None:
 def supports(cls, problem) -> bool:
     """Whether solver class ``cls`` handles ``problem``, without constructing it (see :func:`unsupported`).
 
+    Parameters
+    ----------
+    cls : type
+        A registered :class:`~permsolve.registry.Solver` subclass.
+    problem : TileProblem
+        The problem.
+
+    Returns
+    -------
+    bool
+        True when :func:`unsupported` gives no reason.
+
     Examples
     --------
     >>> from permsolve.registry import get_solver
@@ -107,7 +136,30 @@ def supports(cls, problem) -> bool:
 
 @dataclass(frozen=True)
 class Cell:
-    """One run of a sweep: an instance, a solver with options, a time budget, a seed."""
+    """One run of a sweep: an instance, a solver with options, a time budget, a seed.
+
+    Parameters
+    ----------
+    instance : Instance
+        The instance (:class:`permsolve.problems.library.Instance`).
+    solver : str
+        Registered solver name.
+    budget : float
+        Time limit, seconds.
+    seed : int
+        Seed of the solve.
+    options : tuple
+        The solver's options as sorted ``(name, value)`` pairs.
+
+    Examples
+    --------
+    >>> from permsolve.problems.library import get_instance
+    >>> c = Cell(get_instance("gauss-64x64-t8x8-s50-0"), "hungarian", 2.0, 0, (("max_rounds", 5),))
+    >>> c.key
+    'gauss-64x64-t8x8-s50-0|hungarian|2|0|{"max_rounds": 5}'
+    >>> c.payload()["options"]
+    {'max_rounds': 5}
+    """
 
     instance: object          # permsolve.problems.library.Instance
     solver: str
@@ -128,7 +180,7 @@ class Cell:
 
 @dataclass
 class SweepConfig:
-    """A sweep's description.  Empty fields take the suite's defaults.
+    """A sweep's description; empty fields take the suite's defaults.
 
     Parameters
     ----------
@@ -142,6 +194,16 @@ class SweepConfig:
     scheduler : address of an existing Dask scheduler; None starts a LocalCluster
     workers : LocalCluster worker processes (default: the machine's cores)
     manifest : manifest JSON to update (default ``problems/manifest.json``)
+
+    Examples
+    --------
+    >>> cfg = SweepConfig(suite="standard", solvers=["greedy"])
+    >>> cfg.budgets, cfg.seeds, cfg.resolved_solvers()
+    ([0.5, 2.0, 8.0], [0, 1, 2], ['greedy'])
+    >>> SweepConfig(suite="smoke", budgets=[1, 1])
+    Traceback (most recent call last):
+    ...
+    ValueError: budgets and seeds must not repeat
     """
 
     suite: str | None = "smoke"
@@ -171,6 +233,7 @@ class SweepConfig:
 
     # ------------------------------------------------------------ resolve
     def resolved_solvers(self) -> list[str]:
+        """The solver names, checked (unknown solvers or options are a ``ValueError``), without repeats."""
         from permsolve.registry import solvers
 
         known = solvers()
@@ -229,6 +292,7 @@ class SweepConfig:
         return out, left_out
 
     def to_dict(self) -> dict:
+        """The sweep as a plain dict (stored with every row; the manifest path left out)."""
         return {"suite": self.suite, "instances": self.instances, "solvers": self.solvers, "budgets": self.budgets,
                 "seeds": self.seeds, "options": self.options, "db": str(self.db), "scheduler": self.scheduler,
                 "workers": self.workers}
@@ -236,6 +300,23 @@ class SweepConfig:
 
 def load_config(path: str | os.PathLike, **overrides) -> SweepConfig:
     """Read a sweep from a ``.toml`` or ``.json`` file; non-empty ``overrides`` win.
+
+    Parameters
+    ----------
+    path : str or Path
+        The sweep file (keys: the fields of :class:`SweepConfig`).
+    **overrides
+        Field values that replace the file's (None, ``[]`` and ``{}`` are ignored).
+
+    Returns
+    -------
+    SweepConfig
+        The sweep.
+
+    Raises
+    ------
+    ValueError
+        For a missing or malformed file, or an unknown key.
 
     Examples
     --------

@@ -69,7 +69,23 @@ JSON_COLUMNS = ("options", "trace", "info", "recipe", "config", "env")
 
 
 class ResultsDB:
-    """Results database at ``path`` (created with its parent folder if missing)."""
+    """Results database at ``path`` (created with its parent folder if missing).
+
+    Parameters
+    ----------
+    path : str or Path
+        The SQLite file; a file that is not a permsolve results database is refused
+        (``ValueError``) and left as it was.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> with ResultsDB(os.path.join(tempfile.mkdtemp(), "sub", "r.sqlite")) as db:
+    ...     db.insert({"cell": "k", "instance": "a", "solver": "greedy", "status": "error", "error": "E: x"})
+    ...     db.count(), db.delete_errors(["k"]), db.count()
+    True
+    (1, 1, 0)
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -90,6 +106,7 @@ class ResultsDB:
             raise ValueError(f"{self.path} is not a permsolve results database (SQLite: {e})") from None
 
     def close(self) -> None:
+        """Close the connection."""
         self.conn.close()
 
     def __enter__(self):
@@ -153,6 +170,7 @@ class ResultsDB:
         return out
 
     def count(self) -> int:
+        """Number of stored rows."""
         return self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
 

@@ -33,7 +33,20 @@ def _cpu_model() -> str:
 
 @lru_cache(maxsize=1)
 def environment() -> dict:
-    """Versions of the packages that matter, the CPU, core count and host of this process."""
+    """Versions of the packages that matter, the CPU, core count and host of this process.
+
+    Returns
+    -------
+    dict
+        ``python``, ``platform``, ``cpu``, ``cores``, ``host`` and ``versions`` (package -> version);
+        computed once per process.
+
+    Examples
+    --------
+    >>> env = environment()
+    >>> env["cores"] >= 1, "numpy" in env["versions"]
+    (True, True)
+    """
     versions = {}
     for p in PACKAGES:
         try:
@@ -50,6 +63,16 @@ def environment() -> dict:
 
 def git_commit(path: str | os.PathLike | None = None) -> str | None:
     """The checkout's commit (with ``+dirty`` when files changed), or None outside git.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A folder of the checkout (default: the one this package is in).
+
+    Returns
+    -------
+    str or None
+        The commit hash, ``+dirty`` appended when tracked files changed.
 
     Examples
     --------

@@ -50,7 +50,37 @@ __all__ = ["write_report", "collect", "summarise", "ranking"]
 
 # ---------------------------------------------------------------- data
 def collect(db_path, manifest=None) -> tuple[list[dict], dict, dict, list[dict]]:
-    """``(ok rows with gaps, best value per instance, best bound per instance, error rows)``."""
+    """``(ok rows with gaps, best value per instance, best bound per instance, error rows)``.
+
+    Parameters
+    ----------
+    db_path : str or Path
+        The results database.
+    manifest : str or Path, optional
+        Manifest whose best values and bounds join the database's (default ``problems/manifest.json``).
+
+    Returns
+    -------
+    ok : list of dict
+        The rows with ``status="ok"``, with ``fraction``, ``gap_best`` and ``gap_bound`` added.
+    best, bound : dict
+        Best value and best bound known per instance.
+    errors : list of dict
+        The other rows.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from permsolve.bench.db import ResultsDB
+    >>> d = tempfile.mkdtemp()
+    >>> with ResultsDB(os.path.join(d, "r.sqlite")) as db:
+    ...     for s, v in (("x", 3.0), ("y", 4.0)):
+    ...         _ = db.insert({"cell": s, "instance": "i", "solver": s, "status": "ok", "value": v,
+    ...                        "bound": 5.0, "total": 8.0})
+    >>> ok, best, bound, errors = collect(os.path.join(d, "r.sqlite"), manifest=os.path.join(d, "m.json"))
+    >>> best, bound, [r["gap_best"] for r in ok], errors
+    ({'i': 4.0}, {'i': 5.0}, [0.25, 0.0], [])
+    """
     from permsolve.problems.manifest import Manifest
 
     from .db import ResultsDB
@@ -82,6 +112,17 @@ def collect(db_path, manifest=None) -> tuple[list[dict], dict, dict, list[dict]]
 
 def summarise(rows: list[dict]) -> list[dict]:
     """Medians over seeds per (instance, solver, budget).
+
+    Parameters
+    ----------
+    rows : list of dict
+        The ok rows of :func:`collect`.
+
+    Returns
+    -------
+    list of dict
+        One row per (instance, solver, budget): medians of ``fraction``, ``gap_bound``, ``gap_best``
+        and ``seconds``, the range of ``gap_best``, the number of runs and of proven optima.
 
     Examples
     --------
@@ -117,6 +158,17 @@ def ranking(summary: list[dict]) -> list[dict]:
 
     Instances of different masks are different problems (a 2:4 instance and a
     tile instance share no scale), so each mask is ranked on its own.
+
+    Parameters
+    ----------
+    summary : list of dict
+        The rows of :func:`summarise`.
+
+    Returns
+    -------
+    list of dict
+        Per mask, budget and solver: ``mean_rank``, ``mean_gap_best``, ``max_gap_best``, ``wins``,
+        ``mean_seconds`` and ``place``, best first.
 
     Examples
     --------
@@ -449,7 +501,26 @@ def write_report(db_path, out_dir, *, manifest=None) -> list[str]:
 
     Returns
     -------
-    list of the files written
+    list of str
+        The files written, sorted.
+
+    Raises
+    ------
+    ValueError
+        When the database holds no successful run.
+
+    Examples
+    --------
+    The module's example writes a whole report; with nothing to report:
+
+    >>> import tempfile, os
+    >>> from permsolve.bench.db import ResultsDB
+    >>> d = tempfile.mkdtemp()
+    >>> ResultsDB(os.path.join(d, "r.sqlite")).close()
+    >>> write_report(os.path.join(d, "r.sqlite"), os.path.join(d, "out"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...r.sqlite holds no successful run to report
     """
     from permsolve.problems.manifest import Manifest
 

@@ -53,6 +53,25 @@ def run_cell(payload: dict) -> dict:
     """Run one cell (on a worker) and return its result row (without sweep/config columns).
 
     Never raises for a failing solver: the row then has ``status="error"`` and the message.
+
+    Parameters
+    ----------
+    payload : dict
+        :meth:`Cell.payload <permsolve.bench.config.Cell.payload>`: the cell's key, instance
+        recipe, solver, options, budget and seed.
+
+    Returns
+    -------
+    dict
+        One row of the results database (see :data:`permsolve.bench.db.COLUMNS`).
+
+    Examples
+    --------
+    >>> from permsolve.bench.config import SweepConfig
+    >>> cell = SweepConfig(instances=["gauss-64x64-t8x8-s50-0"], solvers=["identity"], budgets=[1]).cells()[0]
+    >>> row = run_cell(cell.payload())
+    >>> row["status"], row["solver"], row["rows"], row["value"] <= row["bound"]
+    ('ok', 'identity', 64, True)
     """
     from permsolve.bench.env import environment
     from permsolve.registry import solve
@@ -85,7 +104,25 @@ def run_cell(payload: dict) -> dict:
 
 @dataclass
 class SweepSummary:
-    """What a sweep did."""
+    """What a sweep did: cell counts, manifest changes and the time it took.
+
+    Attributes
+    ----------
+    cells : cells in the sweep
+    skipped : cells already in the database
+    ran : cells run and stored now
+    concurrent : cells run now but stored meanwhile by another sweep (its result is kept)
+    errors : cells stored with ``status="error"``
+    improved : manifest changes, one line each
+    skipped_instances : instances whose source is not available
+    seconds : wall time of the sweep
+    db : path of the results database
+
+    Examples
+    --------
+    >>> SweepSummary(cells=3, skipped=3, db="r.sqlite").ran
+    0
+    """
 
     cells: int = 0                 # cells in the sweep
     skipped: int = 0               # already in the database
@@ -102,8 +139,35 @@ def sync_manifest(db, manifest, *, save: bool = True) -> list[str]:
     """Merge every stored run into the manifest (best value up, best bound down).
 
     Run at the start and the end of a sweep, so a kill between a commit and a
-    manifest write loses nothing.  Raises
-    :class:`~permsolve.problems.manifest.BoundViolation` on an impossible pair.
+    manifest write loses nothing.
+
+    Parameters
+    ----------
+    db : ResultsDB
+        The results database.
+    manifest : Manifest
+        The instance manifest (:class:`permsolve.problems.manifest.Manifest`).
+    save : bool
+        Write the manifest when something changed.
+
+    Returns
+    -------
+    list of str
+        The changes, one line each.
+
+    Raises
+    ------
+    BoundViolation
+        On a stored value above a stored bound (a bug).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from permsolve.bench.db import ResultsDB
+    >>> from permsolve.problems.manifest import Manifest
+    >>> d = tempfile.mkdtemp()
+    >>> sync_manifest(ResultsDB(os.path.join(d, "r.sqlite")), Manifest(os.path.join(d, "m.json")))
+    []
     """
     from permsolve.problems.library import Instance
 
@@ -150,11 +214,30 @@ def run_sweep(config, *, progress: bool = True, retry_errors: bool = False) -> S
     Returns
     -------
     SweepSummary
+        What ran, what was skipped, the manifest changes.
 
     Raises
     ------
     BoundViolation
         when a value exceeds a bound (a bug): the sweep stops at once.
+
+    Examples
+    --------
+    A sweep whose cells are all stored already runs nothing (and starts no cluster):
+
+    >>> import os, tempfile
+    >>> from permsolve.bench.config import SweepConfig
+    >>> from permsolve.bench.db import ResultsDB
+    >>> d = tempfile.mkdtemp()
+    >>> cfg = SweepConfig(instances=["gauss-64x64-t8x8-s50-0"], solvers=["identity"], budgets=[1],
+    ...                   db=os.path.join(d, "r.sqlite"), manifest=os.path.join(d, "m.json"))
+    >>> db = ResultsDB(cfg.db)
+    >>> db.insert(run_cell(cfg.cells()[0].payload()))
+    True
+    >>> db.close()
+    >>> s = run_sweep(cfg, progress=False)
+    >>> s.cells, s.skipped, s.ran
+    (1, 1, 0)
     """
     from permsolve.problems.manifest import Manifest
 

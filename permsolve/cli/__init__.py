@@ -18,11 +18,45 @@ COMMANDS = ["solve", "solvers", "bench", "report", "zoo", "prune", "compress", "
 
 
 class UsageError(Exception):
-    """Bad input from the user: reported in one line, exit status 2."""
+    """Bad input from the user: reported in one line, exit status 2.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise UsageError("--tile is required with the global mask")
+    ... except UsageError as e:
+    ...     print(e)
+    --tile is required with the global mask
+    """
 
 
 def seconds(text: str) -> float:
-    """argparse type of ``--time-limit``: a finite number of seconds > 0 (NaN, inf, 0 and 1e300 are refused)."""
+    """argparse type of ``--time-limit``: a finite number of seconds > 0 (NaN, inf, 0 and 1e300 are refused).
+
+    Parameters
+    ----------
+    text : str
+        The command-line value.
+
+    Returns
+    -------
+    float
+        The seconds.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For a value :func:`permsolve.registry.check_time_limit` refuses.
+
+    Examples
+    --------
+    >>> seconds("2.5")
+    2.5
+    >>> seconds("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: --time-limit must be a finite number of seconds > 0 (or None for no limit), got 0
+    """
     from permsolve.registry import check_time_limit
 
     try:
@@ -37,6 +71,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``permsolve`` argument parser, one sub-parser per module of :data:`COMMANDS`."""
     parser = _Parser(prog="permsolve", description="Permutation search for tile pruning.")
     from permsolve import __version__
     parser.add_argument("--version", action="version", version=f"permsolve {__version__}")
@@ -48,6 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``permsolve`` command; bad input is one line on stderr and status 2, never a traceback.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status of the sub-command (2 for bad input, 130 when interrupted).
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> out = io.StringIO()
+    >>> with contextlib.redirect_stdout(out):
+    ...     status = main(["solvers"])
+    >>> status, "greedy" in out.getvalue()
+    (0, True)
+    >>> main(["solve", "no-such-file.npy", "--tile", "4x4", "--sparsity", "0.5"])   # one line on stderr
+    2
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

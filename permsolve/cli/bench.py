@@ -22,6 +22,21 @@ def _csv(kind):
 
 
 def add_parser(sub):
+    """Add the ``bench`` sub-command to the ``permsolve`` parser (its ``func`` is :func:`run`).
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The sub-commands of the ``permsolve`` parser (``parser.add_subparsers()``).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="permsolve").add_subparsers()
+    >>> add_parser(sub)
+    >>> sub.choices["bench"].parse_args(['--budgets', '0.5,2']).budgets
+    [0.5, 2.0]
+    """
     p = sub.add_parser("bench", help="run a benchmark sweep into the results database",
                        description="Run instances x solvers x time budgets x seeds, in parallel on Dask, "
                                    "into a SQLite database.  Re-running skips the cells already stored.")
@@ -48,6 +63,30 @@ def add_parser(sub):
 
 
 def run(args):
+    """Run (or, with ``--list``, ``--dry-run``, ``--init-manifest``, only plan) a benchmark sweep.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        Exit status: 0; 1 when some cells stored an error; 2 for a changed instance; 3 for a value
+        above a bound (a bug).
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> from permsolve.cli import main
+    >>> out = io.StringIO()
+    >>> with contextlib.redirect_stdout(out):
+    ...     status = main(["bench", "--suite", "smoke", "--solvers", "identity", "--budgets", "1",
+    ...                    "--seeds", "0", "--dry-run"])
+    >>> status, len(out.getvalue().splitlines()) > 0
+    (0, True)
+    """
     from permsolve.bench.config import SweepConfig, load_config
     from permsolve.problems.manifest import BoundViolation, InstanceChanged
 
@@ -109,6 +148,16 @@ def run(args):
 
 def left_out_notes(left_out) -> list[str]:
     """One line per (solver, reason): the instances that solver leaves out and why.
+
+    Parameters
+    ----------
+    left_out : iterable of (str, str, str)
+        ``(solver, instance, reason)`` triples, as :meth:`SweepConfig.plan` returns them.
+
+    Returns
+    -------
+    list of str
+        The notes, at most four instance names each.
 
     Examples
     --------

@@ -16,6 +16,21 @@ from . import UsageError, seconds
 
 
 def add_parser(sub):
+    """Add the ``compare`` sub-command to the ``permsolve`` parser (its ``func`` is :func:`run`).
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The sub-commands of the ``permsolve`` parser (``parser.add_subparsers()``).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="permsolve").add_subparsers()
+    >>> add_parser(sub)
+    >>> sub.choices["compare"].parse_args(['--budgets', '0.5']).budgets
+    [0.5]
+    """
     p = sub.add_parser("compare", help="compare tile pruning, SR-init and TRP at matched parameter budgets",
                        description="Tile pruning (identity/greedy/best solver, SR-init allocation), SR-init and "
                                    "TRP on the zoo models at matched parameter budgets, same short fine-tune.")
@@ -37,6 +52,24 @@ def add_parser(sub):
 
 
 def run(args):
+    """Run :func:`permsolve.compress.compare.compare` and write its tables, rows and plot under ``--out``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        Exit status, 0; bad input raises :class:`~permsolve.cli.UsageError`.
+
+    Examples
+    --------
+    >>> from permsolve.cli import main
+    >>> main(["compare", "--budgets", "1.5"])       # refused before any work: status 2
+    2
+    """
     import torch
 
     from permsolve import zoo

@@ -22,6 +22,21 @@ FULL = {"seeds": 5, "epochs": 10, "trp_epochs": 20}
 
 
 def add_parser(sub):
+    """Add the ``compress`` sub-command to the ``permsolve`` parser (its ``func`` is :func:`run`).
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The sub-commands of the ``permsolve`` parser (``parser.add_subparsers()``).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="permsolve").add_subparsers()
+    >>> add_parser(sub)
+    >>> sub.choices["compress"].parse_args(['--method', 'trp', '--model', 'mlp']).method
+    'trp'
+    """
     p = sub.add_parser("compress", help="compress a zoo model (SR-init, TRP, tile pruning)",
                        description="Compress one digits zoo model with SR-init layer pruning, TRP trained "
                                    "low-rank, or (permuted) tile pruning, then fine-tune it briefly.")
@@ -63,6 +78,24 @@ def add_parser(sub):
 
 
 def run(args):
+    """Compress one zoo model with the chosen method, fine-tune it, and print the summary.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        Exit status, 0; bad input raises :class:`~permsolve.cli.UsageError`.
+
+    Examples
+    --------
+    >>> from permsolve.cli import main
+    >>> main(["compress", "--method", "trp", "--model", "no-such-model"])   # refused: status 2
+    2
+    """
     import torch
 
     from permsolve import zoo

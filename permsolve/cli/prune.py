@@ -31,6 +31,21 @@ from . import UsageError, seconds
 
 
 def add_parser(sub):
+    """Add the ``prune`` sub-command to the ``permsolve`` parser (its ``func`` is :func:`run`).
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The sub-commands of the ``permsolve`` parser (``parser.add_subparsers()``).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="permsolve").add_subparsers()
+    >>> add_parser(sub)
+    >>> sub.choices["prune"].parse_args(['mlp', '--tile', '8x1', '--sparsity', '0.5', '--out', 'p.pt']).tile
+    '8x1'
+    """
     p = sub.add_parser("prune", help="permute and tile-prune a PyTorch model",
                        description="Permute channels (any solver), tile-prune every Linear/Conv weight, "
                                    "save the pruned state dict.")
@@ -196,6 +211,24 @@ def _hf_model(path: str, input_shape: str | None, seed: int):
 
 
 def run(args):
+    """Permute and tile-prune a model, print the report and save the pruned state dict.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        Exit status, 0; bad input raises :class:`~permsolve.cli.UsageError`.
+
+    Examples
+    --------
+    >>> from permsolve.cli import main
+    >>> main(["prune", "mlp", "--tile", "8x1", "--sparsity", "1.5", "--out", "pruned.pt"])   # refused: status 2
+    2
+    """
     import torch
     from torch.nn.utils import prune as tprune
 

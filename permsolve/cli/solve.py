@@ -22,6 +22,21 @@ from . import UsageError, seconds
 
 
 def add_parser(sub):
+    """Add the ``solve`` sub-command to the ``permsolve`` parser (its ``func`` is :func:`run`).
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The sub-commands of the ``permsolve`` parser (``parser.add_subparsers()``).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="permsolve").add_subparsers()
+    >>> add_parser(sub)
+    >>> sub.choices["solve"].parse_args(['w.npy', '--tile', '4x4', '--sparsity', '0.5']).tile
+    '4x4'
+    """
     p = sub.add_parser("solve", help="find a permutation for one matrix",
                        description="Find row/column permutations that keep the most importance under a tile mask.")
     p.add_argument("path", metavar="PATH", help=".npy, .npz, .pt/.pth state dict or .safetensors")
@@ -62,6 +77,32 @@ def _problem(S, shape, tile, sparsity, mask, axis):
 
 
 def run(args):
+    """Solve the matrix of one file and print the result (``--json``: one JSON object).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        Exit status, 0; bad input raises :class:`~permsolve.cli.UsageError` or ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> from permsolve.cli import main
+    >>> f = os.path.join(tempfile.mkdtemp(), "w.npy")
+    >>> np.save(f, np.array([[1.0, 0, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 1]]))
+    >>> main(["solve", f, "--tile", "2x2", "--sparsity", "0.5", "--solver", "greedy"])  # doctest: +ELLIPSIS
+    solver    greedy
+    matrix    4x4, tile 2x2, sparsity 0.5, mask global, axis rows
+    retained  2 of 4 (50.00%)
+    bound     4 (gap 50.000%)
+    time      ... s
+    0
+    """
     from permsolve.io import load_tensor
     from permsolve.metrics import importance
     from permsolve.problem import TileProblem, parse_tile

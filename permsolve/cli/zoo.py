@@ -9,6 +9,21 @@ import sys
 
 
 def add_parser(sub):
+    """Add the ``zoo`` sub-command to the ``permsolve`` parser (its ``func`` is :func:`run`).
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The sub-commands of the ``permsolve`` parser (``parser.add_subparsers()``).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="permsolve").add_subparsers()
+    >>> add_parser(sub)
+    >>> sub.choices["zoo"].parse_args(['--json']).json
+    True
+    """
     p = sub.add_parser("zoo", help="list the trained digits models (names other commands take)",
                        description="List the model zoo trained on scikit-learn's digits data.")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -16,6 +31,27 @@ def add_parser(sub):
 
 
 def run(args):
+    """Print the zoo models with their parameter count and accuracies (``--json``: one object).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        Exit status, 0.
+
+    Examples
+    --------
+    >>> import argparse, contextlib, io, json
+    >>> out = io.StringIO()
+    >>> with contextlib.redirect_stdout(out):
+    ...     status = run(argparse.Namespace(json=True))
+    >>> status, "mlp" in json.loads(out.getvalue())
+    (0, True)
+    """
     from permsolve import zoo
 
     rows = {}

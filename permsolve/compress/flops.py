@@ -49,6 +49,11 @@ class Counts:
         Weight + bias entries per Conv/Linear layer (qualified module name).
     layer_flops : dict
         MACs per Conv/Linear layer for one sample.
+
+    Examples
+    --------
+    >>> Counts(params=18, flops=15).layer_params
+    {}
     """
 
     params: int
@@ -59,6 +64,16 @@ class Counts:
 
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Conv and Linear modules of ``model`` with their qualified names, in module order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+
+    Returns
+    -------
+    list of (str, torch.nn.Module)
+        ``(qualified name, module)`` of every Conv1d/2d/3d and Linear layer.
 
     Examples
     --------
@@ -81,6 +96,20 @@ def count_params(model: nn.Module, *, nonzero: bool = False) -> tuple[int, dict]
     The effective ``weight`` of a Conv/Linear layer is counted (so a layer
     under a ``torch.nn.utils.parametrize`` mask is counted through its masked
     weight, not through its stored original).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    nonzero : bool
+        Count only the non-zero entries (what pruning removed does not count).
+
+    Returns
+    -------
+    total : int
+        All parameters.
+    per_layer : dict
+        Qualified name -> weight + bias entries of each Conv/Linear layer.
 
     Examples
     --------
@@ -108,6 +137,22 @@ def count_flops(model: nn.Module, example_inputs, *, nonzero: bool = False) -> t
 
     ``example_inputs`` is a tensor or a tuple of tensors; its batch size does
     not matter (the count is divided by it).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (run once in eval mode, its mode restored).
+    example_inputs : torch.Tensor or tuple of torch.Tensor
+        An input batch.
+    nonzero : bool
+        Count only the non-zero entries (what pruning removed does not count).
+
+    Returns
+    -------
+    total : int
+        MACs per sample.
+    per_layer : dict
+        Qualified name -> MACs of each Conv/Linear layer.
 
     Examples
     --------
@@ -153,6 +198,20 @@ def count_flops(model: nn.Module, example_inputs, *, nonzero: bool = False) -> t
 
 def count(model: nn.Module, example_inputs, *, nonzero: bool = False) -> Counts:
     """Parameters and MACs of ``model`` (see :func:`count_params`, :func:`count_flops`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    example_inputs : torch.Tensor or tuple of torch.Tensor
+        An input batch.
+    nonzero : bool
+        Count only the non-zero entries (what pruning removed does not count).
+
+    Returns
+    -------
+    Counts
+        Totals and per-layer counts.
 
     Examples
     --------

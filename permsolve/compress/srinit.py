@@ -52,8 +52,27 @@ __all__ = ["Block", "Sensitivity", "residual_blocks", "reinit_", "block_sensitiv
 
 @dataclass
 class Block:
-    """One residual block: qualified ``name``, its ``stage`` (parent module name),
-    ``index`` in the stage, whether it may be ``removable`` and its ``params``."""
+    """One residual block of a model, as :func:`residual_blocks` finds it.
+
+    Attributes
+    ----------
+    name : str
+        Qualified module name (``"layer1.1"``).
+    stage : str
+        Name of the parent module (the stage).
+    index : int
+        Position in the stage.
+    removable : bool
+        Not the first of its stage and an identity shortcut: removing it keeps the shapes.
+    params : int
+        Parameters of the block.
+
+    Examples
+    --------
+    >>> from permsolve.zoo.models import ResNet
+    >>> residual_blocks(ResNet(blocks=(2,), widths=(4,)))[1]
+    Block(name='layer1.1', stage='layer1', index=1, removable=True, params=304)
+    """
 
     name: str
     stage: str
@@ -84,6 +103,16 @@ def residual_blocks(model: nn.Module) -> list[Block]:
     parent container) and its shortcut is the identity (so input and output
     shapes agree and removing it leaves the shortcut).
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any model; blocks nested in a block are not listed.
+
+    Returns
+    -------
+    list of Block
+        The blocks, in ``named_modules`` order.
+
     Examples
     --------
     >>> from permsolve.zoo.models import ResNet
@@ -111,6 +140,18 @@ def reinit_(module: nn.Module, seed: int) -> nn.Module:
     Every submodule with ``reset_parameters`` is reset (conv/linear weights
     and biases; BatchNorm weight, bias and running statistics).  The global
     RNG state is left as it was.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module to reset (all its submodules).
+    seed : int
+        Seed of the initialisation.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``module`` itself.
 
     Examples
     --------
@@ -141,6 +182,14 @@ class Sensitivity:
         Unit name -> list of drops (``base - acc``), one per seed.
     split : str
         The split the drops were measured on.
+
+    Examples
+    --------
+    >>> s = Sensitivity(0.9, {"layer1.1": [0.1, 0.3], "layer1.2": [0.0]})
+    >>> s.mean, s.std["layer1.2"]
+    ({'layer1.1': 0.2, 'layer1.2': 0.0}, 0.0)
+    >>> sorted(s.to_json())
+    ['base', 'drops', 'mean', 'split', 'std']
     """
 
     base: float
@@ -149,10 +198,12 @@ class Sensitivity:
 
     @property
     def mean(self) -> dict:
+        """Unit name -> mean drop over the seeds."""
         return {k: float(np.mean(v)) for k, v in self.drops.items()}
 
     @property
     def std(self) -> dict:
+        """Unit name -> standard deviation of the drops (``ddof=1``; 0 for one seed)."""
         return {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in self.drops.items()}
 
     def table(self) -> str:
@@ -163,6 +214,7 @@ class Sensitivity:
         return "\n".join(lines)
 
     def to_json(self) -> dict:
+        """The sensitivities as a JSON-ready dict (with the means and spreads)."""
         return {"base": self.base, "split": self.split, "drops": self.drops,
                 "mean": self.mean, "std": self.std}
 
@@ -195,6 +247,24 @@ def block_sensitivity(model: nn.Module, evaluate: Callable[[nn.Module], float], 
     to report results (the validation split).  The model is restored after
     each block.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained model (left in eval mode, its state unchanged).
+    evaluate : callable
+        ``evaluate(model) -> accuracy``, on a split not used to report results (validation).
+    seeds : iterable of int
+        Re-initialisation seeds; the drop is measured once per seed.
+    split : str
+        Name of the measurement split, recorded in the result.
+    blocks : list of Block, optional
+        The blocks to measure (default: :func:`residual_blocks`).
+
+    Returns
+    -------
+    Sensitivity
+        The drops per block and seed.
+
     Examples
     --------
     >>> import torch
@@ -217,6 +287,22 @@ def layer_sensitivity(model: nn.Module, evaluate: Callable[[nn.Module], float], 
 
     Each Conv/Linear layer (with the BatchNorm that directly follows it in
     module order, if any) is re-initialised in turn.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained model (its state unchanged afterwards).
+    evaluate : callable
+        ``evaluate(model) -> accuracy``, on a split not used to report results (validation).
+    seeds : iterable of int
+        Re-initialisation seeds; the drop is measured once per seed.
+    split : str
+        Name of the measurement split, recorded in the result.
+
+    Returns
+    -------
+    Sensitivity
+        The drops per layer and seed.
 
     Examples
     --------
@@ -247,6 +333,23 @@ def remove_blocks(model: nn.Module, names: Iterable[str]) -> nn.Module:
 
     Only removable blocks (identity shortcut, not first of their stage) are
     accepted; the copy really holds fewer parameters.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (not modified).
+    names : iterable of str
+        Removable block names (see :func:`residual_blocks`).
+
+    Returns
+    -------
+    torch.nn.Module
+        The smaller copy.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not a block, or a block that cannot be removed.
 
     Examples
     --------
@@ -284,6 +387,22 @@ def select_blocks(model: nn.Module, sens: Sensitivity, *, threshold: float | Non
     in increasing order of mean drop until the removed parameters reach the
     fraction (or no removable block is left).
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model the sensitivities were measured on.
+    sens : Sensitivity
+        Block sensitivities.
+    threshold : float, optional
+        Largest mean drop of a removed block.
+    remove_fraction : float, optional
+        Fraction of all parameters to remove (give this or ``threshold``).
+
+    Returns
+    -------
+    list of str
+        Block names, least sensitive first.
+
     Examples
     --------
     >>> from permsolve.zoo.models import ResNet
@@ -316,6 +435,18 @@ def layer_scores(model: nn.Module, sens: Sensitivity) -> dict:
     measured on its own gets its own; a layer covered by neither (stem, head,
     downsample outside a block) gets the largest measured drop, i.e. it is
     treated as the most sensitive.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    sens : Sensitivity
+        Block or layer sensitivities of ``model``.
+
+    Returns
+    -------
+    dict
+        Layer name -> score (mean accuracy drop), for every Conv/Linear layer.
 
     Examples
     --------
@@ -363,6 +494,8 @@ def allocate_sparsity(sizes: dict, scores: dict, sparsity: float, *, floor: floa
         How strongly the density follows the score.
     max_sparsity : float
         No layer is pruned beyond this.
+    tol : float
+        Relative tolerance of the bisection on the kept weights.
 
     Returns
     -------
@@ -401,7 +534,25 @@ def allocate_sparsity(sizes: dict, scores: dict, sparsity: float, *, floor: floa
 
 
 def digits_evaluator(split: str = "val") -> Callable[[nn.Module], float]:
-    """``evaluate(model) -> accuracy`` on a split of the zoo's digits data (default: validation)."""
+    """``evaluate(model) -> accuracy`` on a split of the zoo's digits data (default: validation).
+
+    Parameters
+    ----------
+    split : {"train", "val", "test"}
+        The digits split.
+
+    Returns
+    -------
+    callable
+        ``evaluate(model) -> float``, the fraction classified correctly.
+
+    Examples
+    --------
+    >>> from permsolve import zoo
+    >>> ev = digits_evaluator("val")
+    >>> ev(zoo.load("mlp")) > 0.9
+    True
+    """
     from permsolve import zoo
 
     from ._train import accuracy
@@ -419,6 +570,28 @@ def sensitivity_allocation(model: nn.Module, sparsity: float, *, evaluate: Calla
     validation split, for zoo models), or taken from ``sens``; then
     :func:`allocate_sparsity` spreads ``sparsity`` over the layers' weights.
     Pass the result to ``prune_model(..., budget="sensitivity", layer_sparsity=...)``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained model.
+    sparsity : float
+        Global fraction of the layers' weights to prune.
+    evaluate : callable, optional
+        ``evaluate(model) -> accuracy`` (default: :func:`digits_evaluator`).
+    sens : Sensitivity, optional
+        Sensitivities measured already (then nothing is evaluated).
+    seeds : iterable of int
+        Re-initialisation seeds of the measurement.
+    layers : iterable of str, optional
+        The layers to allocate over (default: every Conv/Linear layer).
+    **kwargs
+        Passed to :func:`allocate_sparsity` (``floor``, ``power``, ``max_sparsity``).
+
+    Returns
+    -------
+    dict
+        Layer name -> sparsity.
 
     Examples
     --------

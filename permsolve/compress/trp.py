@@ -99,6 +99,18 @@ def select_layers(model: nn.Module, *, include_linear: bool = False) -> list[str
     Grouped convs are skipped (their matrix view is block-diagonal).  Linear
     layers are added with ``include_linear``.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    include_linear : bool
+        Also select the Linear layers.
+
+    Returns
+    -------
+    list of str
+        Module names, in module order.
+
     Examples
     --------
     >>> from torch import nn
@@ -124,6 +136,18 @@ def select_layers(model: nn.Module, *, include_linear: bool = False) -> list[str
 def energy_rank(s: torch.Tensor, energy: float) -> int:
     """Smallest ``k`` whose top-``k`` singular values hold ``energy`` of sum(sigma^2).
 
+    Parameters
+    ----------
+    s : torch.Tensor
+        Singular values, descending.
+    energy : float
+        Fraction in ``(0, 1]``.
+
+    Returns
+    -------
+    int
+        The rank, between 1 and ``len(s)``.
+
     Examples
     --------
     >>> import torch
@@ -143,7 +167,25 @@ def energy_rank(s: torch.Tensor, energy: float) -> int:
 
 
 def svd(weight: torch.Tensor):
-    """SVD of a weight in its matrix view ``(out, in*kh*kw)``: ``U, S, Vh`` (float64)."""
+    """SVD of a weight in its matrix view ``(out, in*kh*kw)``: ``U, S, Vh`` (float64).
+
+    Parameters
+    ----------
+    weight : torch.Tensor
+        A Linear or conv weight.
+
+    Returns
+    -------
+    U, S, Vh : torch.Tensor
+        The thin SVD of the matrix view, float64.
+
+    Examples
+    --------
+    >>> import torch
+    >>> U, S, Vh = svd(torch.ones(4, 2, 3, 3))
+    >>> tuple(U.shape), tuple(Vh.shape), round(float(S[0]), 6)
+    ((4, 4), (4, 18), 8.485281)
+    """
     M = weight.detach().reshape(weight.shape[0], -1).double()
     return torch.linalg.svd(M, full_matrices=False)
 
@@ -158,6 +200,18 @@ def truncate(model: nn.Module, ranks: dict) -> nn.Module:
     """Copy of ``model`` whose listed layers hold their rank-``r`` truncated SVD (same shapes).
 
     This is the plain truncated-SVD baseline: no training, only the truncation.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    ranks : dict
+        Layer name -> rank.
+
+    Returns
+    -------
+    torch.nn.Module
+        The truncated copy (``model`` is not modified).
 
     Examples
     --------
@@ -219,11 +273,24 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
 def rank_from_threshold(weight: torch.Tensor, threshold: float) -> int:
     """Number of singular values of ``weight`` (matrix view) at or above ``threshold`` (at least 1).
 
+    Parameters
+    ----------
+    weight : torch.Tensor
+        A Linear or conv weight.
+    threshold : float
+        Smallest singular value kept.
+
+    Returns
+    -------
+    int
+        The rank.
+
     Examples
     --------
     >>> import torch
     >>> rank_from_threshold(torch.diag(torch.tensor([1.0, 0.1, 0.01])), 0.05)
-    2"""
+    2
+    """
     return max(1, int((svd(weight)[1] >= threshold).sum()))
 
 
@@ -236,6 +303,24 @@ def decompose(model: nn.Module, ranks: dict | None = None, *, layers: list[str] 
     values ``>= threshold``.  A layer whose factorisation would not have
     fewer parameters than the dense layer is kept dense but truncated to its
     rank, so the returned model always computes the truncated weights.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    ranks : dict, optional
+        Layer name -> rank.
+    layers : list of str, optional
+        Layers to decompose when ``ranks`` is not given (default :func:`select_layers`).
+    threshold : float
+        Smallest singular value kept when ``ranks`` is not given.
+
+    Returns
+    -------
+    new_model : torch.nn.Module
+        The decomposed copy.
+    ranks : dict
+        The rank of every decomposed layer.
 
     Examples
     --------
@@ -265,6 +350,18 @@ def decompose(model: nn.Module, ranks: dict | None = None, *, layers: list[str] 
 def decomposed_params(model: nn.Module, ranks: dict) -> int:
     """Parameter count of ``decompose(model, ranks)`` without building it.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    ranks : dict
+        Layer name -> rank.
+
+    Returns
+    -------
+    int
+        Parameters of the decomposed model.
+
     Examples
     --------
     >>> from torch import nn
@@ -285,6 +382,20 @@ def ranks_for_budget(model: nn.Module, layers: list[str], remove_fraction: float
     holds that fraction of its sum(sigma^2)); it is found by bisection so that
     the decomposed model has at most ``(1 - remove_fraction)`` of the
     parameters when reachable, otherwise every layer goes to rank 1.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    layers : list of str
+        The layers to decompose.
+    remove_fraction : float
+        Fraction of all parameters to remove, in ``[0, 1)``.
+
+    Returns
+    -------
+    dict
+        Layer name -> rank.
 
     Examples
     --------
@@ -321,7 +432,22 @@ def ranks_for_budget(model: nn.Module, layers: list[str], remove_fraction: float
 
 @dataclass
 class TrainLog:
-    """What :func:`train` did: the ranks after the last projection and the loss per epoch."""
+    """What :func:`train` did: the ranks after the last projection and the loss per epoch.
+
+    Attributes
+    ----------
+    ranks : dict
+        Layer name -> rank of the last projection.
+    losses : list of float
+        Mean training loss of every epoch.
+    projections : int
+        Number of projection iterations.
+
+    Examples
+    --------
+    >>> TrainLog(ranks={"1": 3}, losses=[0.5], projections=4).projections
+    4
+    """
 
     ranks: dict = field(default_factory=dict)
     losses: list = field(default_factory=list)
@@ -337,6 +463,24 @@ def train(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TRPConfig 
     SVD (rank from ``config.energy``, or ``config.ranks`` when given); after
     the backward pass of that iteration ``lam * U_k V_k^T`` is added to its
     gradient.  SGD with momentum and a cosine schedule.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (trained in place, left in eval mode).
+    X, y : torch.Tensor
+        Training inputs and class labels.
+    config : TRPConfig, optional
+        Hyper-parameters (default: the paper's).
+    layers : list of str, optional
+        Layers to train to low rank (default :func:`select_layers`; ``config.ranks`` wins).
+    seed : int
+        Seeds the batch order and torch's global generator.
+
+    Returns
+    -------
+    TrainLog
+        Ranks, losses and the number of projections.
 
     Examples
     --------

@@ -30,7 +30,18 @@ CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 
 
 def names() -> list[str]:
-    """Names of the zoo's models, in a fixed order."""
+    """Names of the zoo's models, in a fixed order.
+
+    Returns
+    -------
+    list of str
+        The names :func:`build` and :func:`load` take.
+
+    Examples
+    --------
+    >>> names()[0]
+    'mlp'
+    """
     from .models import FACTORIES
 
     return list(FACTORIES)
@@ -38,6 +49,21 @@ def names() -> list[str]:
 
 def build(name: str):
     """A fresh, untrained model (``torch.nn.Module``) of the zoo.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`names`.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model, freshly initialised (torch's global generator).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
 
     Examples
     --------
@@ -55,13 +81,44 @@ def build(name: str):
 
 
 def checkpoint_path(name: str) -> Path:
-    """Path of the shipped checkpoint of ``name``."""
+    """Path of the shipped checkpoint of ``name``.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`names`.
+
+    Returns
+    -------
+    Path
+        ``CHECKPOINTS / "<name>.pt"`` (it may not exist before ``python -m permsolve.zoo.train``).
+
+    Examples
+    --------
+    >>> checkpoint_path("mlp").name
+    'mlp.pt'
+    """
     build(name)  # validates the name
     return CHECKPOINTS / f"{name}.pt"
 
 
 def load(name: str):
     """The trained model ``name``, in eval mode.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`names`.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model with its shipped checkpoint loaded.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the checkpoint is missing.
 
     Examples
     --------
@@ -82,6 +139,16 @@ def load(name: str):
 def info(name: str) -> dict:
     """What the training script recorded for ``name``: ``val_acc``, ``test_acc``, ``params``, ...
 
+    Parameters
+    ----------
+    name : str
+        One of :func:`names`.
+
+    Returns
+    -------
+    dict
+        The entry of ``CHECKPOINTS / "info.json"``.
+
     Examples
     --------
     >>> sorted(info("mlp"))[:3]
@@ -101,6 +168,20 @@ def evaluate(model, split: str = "val", batch_size: int = 512) -> float:
     """Accuracy (a fraction) of ``model`` on a digits split, in eval mode.
 
     The model's train/eval mode is restored afterwards.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier of ``(N, 1, 8, 8)`` images into 10 classes.
+    split : {"train", "val", "test"}
+        The digits split.
+    batch_size : int
+        Images per forward pass.
+
+    Returns
+    -------
+    float
+        The fraction of the split classified correctly.
 
     Examples
     --------
@@ -127,6 +208,26 @@ def finetune(model, epochs: int = 3, lr: float = 1e-3, seed: int = 0, batch_size
     Pruning masks made by :func:`permsolve.prune_model` are
     ``torch.nn.utils.prune`` forward pre-hooks, so they stay in force: the
     optimizer updates ``weight_orig`` and the pruned tiles remain zero.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A zoo model (trained in place).
+    epochs : int
+        Passes over the train split.
+    lr : float
+        Adam's learning rate (cosine-annealed to 0).
+    seed : int
+        Seeds the batch order and torch's global generator.
+    batch_size : int
+        Images per step.
+    weight_decay : float
+        Adam's weight decay.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``, in eval mode.
 
     Examples
     --------

@@ -45,12 +45,15 @@ def digits(split: str = "train"):
 
     Parameters
     ----------
-    split : ``"train"`` (1078 samples), ``"val"`` (359) or ``"test"`` (360)
+    split : str
+        ``"train"`` (1078 samples), ``"val"`` (359) or ``"test"`` (360).
 
     Returns
     -------
-    X : float32 tensor ``(N, 1, 8, 8)`` with values in [0, 1]
-    y : int64 tensor ``(N,)`` of class labels 0..9
+    X : torch.Tensor
+        float32 ``(N, 1, 8, 8)``, values in [0, 1].
+    y : torch.Tensor
+        int64 ``(N,)``, class labels 0..9.
 
     Examples
     --------

@@ -24,6 +24,22 @@ __all__ = ["MLP", "AlexNet", "BasicBlock", "ResNet", "ConcatNet", "FACTORIES"]
 
 
 class MLP(nn.Module):
+    """Flatten, then ``64 -> hidden[0] -> hidden[1] -> n_classes`` Linear layers with ReLU.
+
+    Parameters
+    ----------
+    hidden : pair of int
+        Widths of the two hidden layers.
+    n_classes : int
+        Number of logits.
+
+    Examples
+    --------
+    >>> m = MLP()
+    >>> tuple(m(torch.zeros(2, 1, 8, 8)).shape), tuple(m.fc1.weight.shape)
+    ((2, 10), (256, 64))
+    """
+
     def __init__(self, hidden=(256, 128), n_classes: int = 10):
         super().__init__()
         self.flatten = nn.Flatten()
@@ -33,6 +49,7 @@ class MLP(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x):
+        """Logits ``(N, n_classes)`` of a batch of ``(N, 1, 8, 8)`` images."""
         x = self.flatten(x)
         x = self.relu(self.fc1(x))
         x = self.relu(self.fc2(x))
@@ -40,6 +57,20 @@ class MLP(nn.Module):
 
 
 class AlexNet(nn.Module):
+    """AlexNet-style stack: four 3x3 convs with ReLU and two max-pools, then a two-layer Linear head.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of logits.
+
+    Examples
+    --------
+    >>> m = AlexNet().eval()
+    >>> tuple(m(torch.zeros(2, 1, 8, 8)).shape), tuple(m.classifier[2].weight.shape)
+    ((2, 10), (128, 256))
+    """
+
     def __init__(self, n_classes: int = 10):
         super().__init__()
         self.features = nn.Sequential(
@@ -59,11 +90,27 @@ class AlexNet(nn.Module):
         )
 
     def forward(self, x):
+        """Logits ``(N, n_classes)`` of a batch of ``(N, 1, 8, 8)`` images."""
         return self.classifier(self.features(x))
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs with BatchNorm; identity or 1x1-conv shortcut."""
+    """Two 3x3 convs with BatchNorm; identity or 1x1-conv shortcut.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels.
+    stride : int
+        Stride of the first conv (and of the shortcut); a 1x1-conv shortcut is used when
+        ``stride != 1`` or ``c_in != c_out``.
+
+    Examples
+    --------
+    >>> b = BasicBlock(16, 32, stride=2).eval()
+    >>> tuple(b(torch.zeros(1, 16, 8, 8)).shape), b.downsample is not None
+    ((1, 32, 4, 4), True)
+    """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1):
         super().__init__()
@@ -79,6 +126,7 @@ class BasicBlock(nn.Module):
             self.downsample = None
 
     def forward(self, x):
+        """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -86,6 +134,24 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
+    """ResNet-20 layout (CIFAR variant): a 3x3 stem, stages of :class:`BasicBlock`, pooling, a Linear head.
+
+    Parameters
+    ----------
+    blocks : sequence of int
+        Blocks per stage.
+    widths : sequence of int
+        Channels per stage (the first block of every stage but the first halves the map).
+    n_classes : int
+        Number of logits.
+
+    Examples
+    --------
+    >>> m = ResNet(blocks=(1, 1), widths=(8, 16)).eval()
+    >>> tuple(m(torch.zeros(2, 1, 8, 8)).shape), m.n_stages
+    ((2, 10), 2)
+    """
+
     def __init__(self, blocks=(3, 3, 3), widths=(16, 32, 64), n_classes: int = 10):
         super().__init__()
         self.conv1 = nn.Conv2d(1, widths[0], 3, padding=1, bias=False)
@@ -103,6 +169,7 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(c, n_classes)
 
     def forward(self, x):
+        """Logits ``(N, n_classes)`` of a batch of ``(N, 1, 8, 8)`` images."""
         x = self.relu(self.bn1(self.conv1(x)))
         for i in range(self.n_stages):
             x = getattr(self, f"layer{i + 1}")(x)
@@ -111,7 +178,19 @@ class ResNet(nn.Module):
 
 
 class ConcatNet(nn.Module):
-    """Concatenation of a plain branch and a depthwise-separable branch."""
+    """Concatenation of a plain branch and a depthwise-separable branch.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of logits.
+
+    Examples
+    --------
+    >>> m = ConcatNet().eval()
+    >>> tuple(m(torch.zeros(2, 1, 8, 8)).shape), m.bn.num_features
+    ((2, 10), 80)
+    """
 
     def __init__(self, n_classes: int = 10):
         super().__init__()
@@ -126,6 +205,7 @@ class ConcatNet(nn.Module):
         self.fc2 = nn.Linear(64, n_classes)
 
     def forward(self, x):
+        """Logits ``(N, n_classes)`` of a batch of ``(N, 1, 8, 8)`` images."""
         x = self.stem(x)
         a = self.branch_a(x)
         b = torch.relu(self.pw(torch.relu(self.dw(x))))

@@ -23,7 +23,31 @@ SETTINGS = {
 
 
 def train(name: str, seed: int = 0) -> tuple[object, dict]:
-    """Train zoo model ``name`` from scratch; returns ``(model, info)``."""
+    """Train zoo model ``name`` from scratch; returns ``(model, info)``.
+
+    Parameters
+    ----------
+    name : str
+        A zoo model with an entry in :data:`SETTINGS` (epochs, learning rate, weight decay).
+    seed : int
+        Seeds the initialisation and the batch order.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The trained model, in eval mode.
+    info : dict
+        The settings, parameter count, accuracies per split, training time and torch version.
+
+    Examples
+    --------
+    >>> saved = dict(SETTINGS["mlp"])
+    >>> SETTINGS["mlp"]["epochs"] = 1              # a quick run; the shipped one trains 60 epochs
+    >>> model, rec = train("mlp")
+    >>> SETTINGS["mlp"].update(saved)
+    >>> rec["epochs"], rec["params"] == sum(p.numel() for p in model.parameters()), 0 <= rec["val_acc"] <= 1
+    (1, True, True)
+    """
     import torch
 
     from . import build, evaluate, finetune
@@ -42,6 +66,31 @@ def train(name: str, seed: int = 0) -> tuple[object, dict]:
 
 
 def main(argv=None) -> int:
+    """``python -m permsolve.zoo.train``: train the zoo models and write their checkpoints and ``info.json``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        ``[--models NAME ...] [--out DIR] [--seed N]`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status, 0.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> saved = dict(SETTINGS["mlp"])
+    >>> SETTINGS["mlp"]["epochs"] = 1
+    >>> d = tempfile.mkdtemp()
+    >>> main(["--models", "mlp", "--out", d])  # doctest: +ELLIPSIS
+    mlp        val ...
+    0
+    >>> SETTINGS["mlp"].update(saved)
+    >>> sorted(os.listdir(d))
+    ['info.json', 'mlp.pt']
+    """
     import torch
 
     from . import CHECKPOINTS, names
