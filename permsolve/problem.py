@@ -310,8 +310,7 @@ class TileProblem:
         """What the permutations act on: ``"rows"``, ``"cols"``, ``"both"`` or ``"coupled"``.
 
         Derived from the members: ``"rows"``, ``"cols"`` or ``"both"`` for one matrix with one
-        permutation per free axis, else ``"coupled"`` (several matrices, or one permutation on both
-        axes of a matrix).  Solvers declare the kinds they handle in ``Solver.axes``.
+        permutation per free axis, else ``"coupled"`` (several matrices sharing permutations).  Solvers declare the kinds they handle in ``Solver.axes``.
 
         Examples
         --------
@@ -326,7 +325,7 @@ class TileProblem:
             return "coupled"
         m = self.members[0]
         if m.rows is not None and m.cols is not None:
-            return "both" if m.rows != m.cols else "coupled"
+            return "both"
         return "rows" if m.rows is not None else "cols"
 
     def describe(self) -> str:
