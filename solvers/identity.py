@@ -8,6 +8,7 @@ from permsolve.registry import Solver, register
 class Identity(Solver):
     name = "identity"
     description = "no permutation: plain tile pruning (the baseline)"
+    permutes = False
 
     def _solve(self, problem, run, rng):
         run.offer(problem.identity())
