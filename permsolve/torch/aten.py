@@ -58,7 +58,7 @@ from .aten_attention import _AttentionOps
 from .aten_base import _ELEMENTWISE, _NOOP, _REDUCE, _UNARY, Heads, Scores, _AtenBase, _arg, _name, _shape  # noqa: F401
 from .aten_layers import _LayerOps
 from .aten_shapes import _ShapeOps
-from .channels import ChannelGraph, finish
+from .channels import Binding, ChannelGraph, Layout, Seg, _Blocked, finish, is_conv1d  # noqa: F401
 
 __all__ = ["Heads", "Scores", "export_graph", "export_program", "TraceError"]
 
