@@ -108,6 +108,8 @@ class Solver:
     exact : can prove optimality
     anytime : improves over time and stops cleanly at the time limit
     randomized : uses the seed
+    permutes : False for a solver that always returns the identity (plain tile pruning, the
+        baseline): model surgery then skips the permutation step instead of running it for nothing
     axes : which problem kinds it handles, a subset of
         ``{"rows", "cols", "both", "coupled"}``
 
@@ -142,6 +144,7 @@ class Solver:
     exact: ClassVar[bool] = False
     anytime: ClassVar[bool] = False
     randomized: ClassVar[bool] = False
+    permutes: ClassVar[bool] = True
     axes: ClassVar[frozenset[str]] = frozenset({"rows", "cols", "both", "coupled"})
     #: mask families (classes) the solver is built for, or None: any family, through the generic
     #: mask API.  ``auto`` sends a problem whose mask has no benchmark results to such a specialist.

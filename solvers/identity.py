@@ -22,6 +22,7 @@ class Identity(Solver):
 
     name = "identity"
     description = "no permutation: plain tile pruning (the baseline)"
+    permutes = False
 
     def _solve(self, problem, run, rng):
         run.offer(problem.identity())

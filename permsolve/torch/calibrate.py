@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..registry import get_solver
 from .graph import channel_graph, is_conv1d, split_inputs
 from .permute import RTOL, PermutationError, _EvalMode, _outputs, apply_permutation
 from .prune import PruneReport, TilePruning, prunable_layers, prune_model
@@ -183,7 +184,7 @@ def prune_model_activation(model: nn.Module, example_inputs, *, act_norms: Mappi
         raise ValueError(f"act_norms lacks prunable layers: {', '.join(missing)}")
     inputs = dict(example_inputs) if isinstance(example_inputs, Mapping) else example_inputs
     scaled = _scaled_copy(model, act_norms, layers)
-    if solver != "identity" and kwargs.get("graph") is None:
+    if get_solver(solver).permutes and kwargs.get("graph") is None:
         kwargs["graph"] = channel_graph(model, inputs, permute_outputs=bool(kwargs.get("permute_outputs")))
     graph = kwargs.get("graph")
     rep = prune_model(scaled, inputs, tile=tile, sparsity=sparsity, solver=solver, metric="l1", **kwargs)

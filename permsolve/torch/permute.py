@@ -1,10 +1,13 @@
 """Permute a PyTorch model's channels without changing what it computes.
 
 :func:`permute_model` builds one :class:`~permsolve.TileProblem` per channel
-group (see :mod:`permsolve.torch.graph`), solves it with
-:func:`permsolve.solve` (any registered solver), writes the permutation into
-every bound tensor (weights, biases, BatchNorm running statistics, pruning
-masks) and checks that the model's eval-mode outputs did not change.
+group (see :mod:`permsolve.torch.graph`; the problems:
+:mod:`permsolve.torch.matrices`), solves it with :func:`permsolve.solve` (any
+registered solver), writes the permutation into every bound tensor (weights,
+biases, BatchNorm running statistics, pruning masks: :func:`apply_permutation`)
+and checks that the model's eval-mode outputs did not change.  What it
+reports: :mod:`permsolve.torch.report`.  The names of those modules are
+importable from here too.
 """
 from __future__ import annotations
 
@@ -12,258 +15,30 @@ import copy
 import itertools
 import time
 import warnings
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..masks import Mask, get_mask
-from ..metrics import importance as importance_of
-from ..problem import Member, TileProblem, expand_perm, parse_tile
+from ..problem import expand_perm
 from ..registry import get_solver, solve
 from .aten import TraceError
-from .graph import Binding, ChannelGraph, Group, channel_graph, is_conv1d, split_inputs, tensor_axes
+from .channels import Binding, ChannelGraph, Group, is_conv1d, split_inputs, tensor_axes  # noqa: F401
+from .graph import channel_graph
 from .joint import ascent_pass, model_objective
+# the problems and the report, re-exported: ``from permsolve.torch.permute import group_problem, ...`` keeps working
+from .matrices import (SCOPES, _group_tile_problem, _member_sparsity, _nm_members, _weight,  # noqa: F401
+                       channel_last, group_problem, mask_arguments, nm_unsupported, nm_weight_matrix,
+                       prunable_layers, weight_matrix)
+from .report import RTOL, RTOL64, GroupReport, PermutationError, PermuteReport
 
 __all__ = ["permute_model", "PermuteReport", "GroupReport", "PermutationError", "TraceError", "weight_matrix",
            "group_problem", "apply_permutation", "prunable_layers", "SCOPES", "RTOL", "channel_last",
            "nm_weight_matrix", "nm_unsupported", "mask_arguments"]
 
-SCOPES = {
-    "layer": "TileTrans: the producers' rows decide (their retained importance is the objective); "
-             "consumers and passengers follow",
-    "group": "the layer pass, then one pass where every matrix of a group counts (producers' rows, "
-             "consumers' columns, depthwise convs), each step kept only if the model objective does not fall",
-    "joint": "group passes repeated until the model objective (all matrices, both axes) stops improving",
-}
-#: the outputs may differ by at most RTOL * max |output| after permuting
-RTOL = 1e-5
-#: the same in float64, where a model whose float32 outputs moved by more than RTOL is checked again
-RTOL64 = 1e-9
 
-
-class PermutationError(RuntimeError):
-    """The permuted model does not compute what the original did."""
-
-
-@dataclass
-class GroupReport:
-    """What happened to one channel group."""
-
-    name: str
-    size: int
-    members: list[str]
-    solver: str | None
-    retained_before: float = float("nan")
-    retained_after: float = float("nan")
-    total: float = float("nan")
-    bound: float = float("nan")
-    seconds: float = 0.0
-    perm: np.ndarray | None = None
-    skipped: str | None = None
-
-    @property
-    def permuted(self) -> bool:
-        return self.perm is not None and not np.array_equal(self.perm, np.arange(len(self.perm)))
-
-    def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("name", "size", "members", "solver", "retained_before",
-                                           "retained_after", "total", "bound", "seconds", "skipped")}
-        d["permuted"] = self.permuted
-        return d
-
-
-@dataclass
-class PermuteReport:
-    """Per-group outcome of :func:`permute_model`, plus what was blocked and the output check."""
-
-    groups: list[GroupReport] = field(default_factory=list)
-    blocked: list[tuple[str, list[str]]] = field(default_factory=list)
-    opaque: dict[str, str] = field(default_factory=dict)
-    max_abs_diff: float = 0.0
-    max_abs_output: float = 0.0
-    #: precision of the output check: the model's own, or ``"float64"`` where the float32 outputs moved
-    #: by more than RTOL (sums reordered) and the check was made again on float64 copies (to RTOL64)
-    check_dtype: str = "model"
-    seconds: float = 0.0
-    #: every prunable weight matrix (Linear, Conv, Conv1D) of the model, by module name
-    prunable: list[str] = field(default_factory=list)
-    #: the prunable matrices whose rows or columns were actually moved
-    permuted: list[str] = field(default_factory=list)
-    tracer: str = ""
-    #: model outputs that come back permuted (``permute_outputs=True``): leaf index -> (dim, index array)
-    output_perms: dict[int, tuple[int, np.ndarray]] = field(default_factory=dict)
-
-    @property
-    def coverage(self) -> float:
-        """Permuted weight matrices / prunable weight matrices (1.0 for a model without any)."""
-        return len(self.permuted) / len(self.prunable) if self.prunable else 1.0
-
-    def coverage_line(self) -> str:
-        untouched = [n for n in self.prunable if n not in set(self.permuted)]
-        tail = f"; not permuted: {', '.join(untouched[:8])}{' ...' if len(untouched) > 8 else ''}" if untouched else ""
-        return (f"coverage: {len(self.permuted)}/{len(self.prunable)} prunable weight matrices permuted "
-                f"({100 * self.coverage:.0f} %, traced with {self.tracer or 'nothing'}){tail}")
-    #: model objective (importance kept by every bound matrix's mask, summed) before and after
-    objective_before: float = float("nan")
-    objective_after: float = float("nan")
-    #: passes over the groups (1 for ``layer``)
-    sweeps: int = 0
-
-    @property
-    def retained_before(self) -> float:
-        return float(sum(g.retained_before for g in self.groups if g.skipped is None))
-
-    @property
-    def retained_after(self) -> float:
-        return float(sum(g.retained_after for g in self.groups if g.skipped is None))
-
-    def to_dict(self) -> dict:
-        return {"groups": [g.to_dict() for g in self.groups], "blocked": self.blocked, "opaque": self.opaque,
-                "max_abs_diff": self.max_abs_diff, "max_abs_output": self.max_abs_output,
-                "check_dtype": self.check_dtype, "seconds": self.seconds, "tracer": self.tracer, "coverage": self.coverage,
-                "prunable": self.prunable, "permuted": self.permuted,
-                "permuted_outputs": sorted(self.output_perms),
-                "objective_before": self.objective_before,
-                "objective_after": self.objective_after, "sweeps": self.sweeps}
-
-    def table(self) -> str:
-        """Plain-text table, one line per group."""
-        lines = [f"{'group':<28} {'size':>5} {'solver':<10} {'before':>12} {'after':>12} {'bound':>12}  members"]
-        for g in self.groups:
-            if g.skipped:
-                lines.append(f"{g.name:<28} {g.size:>5} {'-':<10} skipped: {g.skipped}")
-                continue
-            lines.append(f"{g.name:<28} {g.size:>5} {g.solver:<10} {g.retained_before:>12.4g} "
-                         f"{g.retained_after:>12.4g} {g.bound:>12.4g}  {', '.join(g.members)}")
-        for name, why in self.blocked:
-            lines.append(f"{name:<28} blocked: {'; '.join(why)}")
-        lines.append(self.coverage_line())
-        if self.output_perms:
-            lines.append(f"model outputs permuted (opt-in): leaves {sorted(self.output_perms)}")
-        tol, where = (RTOL64, " (in float64)") if self.check_dtype == "float64" else (RTOL, "")
-        lines.append(f"output check{where}: max |diff| {self.max_abs_diff:.3g} <= {tol:g} * {self.max_abs_output:.3g}")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.table()
-
-
-# -------------------------------------------------------------- tensors
-def _weight(mod: nn.Module) -> torch.Tensor:
-    """The weight as the model uses it (``weight_orig * weight_mask`` if pruned)."""
-    w = getattr(mod, "weight")
-    return w.detach()
-
-
-def weight_matrix(mod: nn.Module, rows: slice | None = None, cols: slice | None = None) -> np.ndarray:
-    """Matrix view ``(out, in*kh*kw)`` of a Linear/Conv weight (Conv1D: its transpose), as float64 numpy.
-
-    ``rows`` / ``cols``: only that block of the matrix view (converted alone, which is cheaper).
-    """
-    w = _weight(mod)
-    if hasattr(mod, "weight_orig") and hasattr(mod, "weight_mask"):
-        w = (mod.weight_orig * mod.weight_mask).detach()
-    if is_conv1d(mod):
-        w = w.t()
-    w = w.reshape(w.shape[0], -1)
-    if rows is not None:
-        w = w[rows]
-    if cols is not None:
-        w = w[:, cols]
-    return w.double().cpu().numpy()
-
-
-def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Every Linear, (non-transposed) Conv and GPT-2 ``Conv1D`` layer with a weight, by qualified name."""
-    return {name: m for name, m in model.named_modules()
-            if (isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) or is_conv1d(m))
-            and getattr(m, "weight", None) is not None}
-
-
-def channel_last(mask: str | Mask) -> bool:
-    """Whether ``mask`` runs along input channels at each spatial position (N:M), not over tiles.
-
-    A family that fixes its tile (N:M: 1x1 elements) is the sparsity of sparse
-    tensor cores: a conv weight is then viewed as ``(C_out, kh*kw*C_in)``
-    (:func:`nm_weight_matrix`), a Linear as ``(out, in)``.
-
-    Examples
-    --------
-    >>> channel_last("2:4"), channel_last("global")
-    (True, False)
-    """
-    return get_mask(mask).fixed_tile is not None
-
-
-def nm_weight_matrix(mod: nn.Module) -> np.ndarray:
-    """Matrix view ``(C_out, kh*kw*C_in)`` of a Linear/Conv weight, input channels fastest, float64 numpy.
-
-    The layout N:M kernels use: row ``o`` lists, for every spatial position in
-    turn, the weights of all input channels.  A Linear weight is ``(out, in)``.
-
-    Examples
-    --------
-    >>> conv = torch.nn.Conv2d(4, 2, 3)
-    >>> M = nm_weight_matrix(conv)
-    >>> M.shape, float(M[1, 4]) == float(conv.weight.detach()[1, 0, 0, 1])
-    ((2, 36), True)
-    """
-    w = _weight(mod)
-    if hasattr(mod, "weight_orig") and hasattr(mod, "weight_mask"):
-        w = (mod.weight_orig * mod.weight_mask).detach()
-    if is_conv1d(mod):    # GPT-2's Conv1D stores (in, out)
-        w = w.t()
-    if w.dim() > 2:
-        w = w.movedim(1, -1)
-    return w.reshape(w.shape[0], -1).double().cpu().numpy()
-
-
-def nm_unsupported(mod: nn.Module, mask: str | Mask) -> str | None:
-    """None if ``mask`` (N:M) can prune ``mod``'s weight, else why not (in one line).
-
-    Groups of M run along the input channels, so the input channel count (of
-    each conv group) must be a multiple of M, as in NVIDIA's ASP.
-
-    Examples
-    --------
-    >>> nm_unsupported(torch.nn.Linear(8, 2), "2:4") is None, nm_unsupported(torch.nn.Conv2d(1, 8, 3), "2:4")
-    (True, '2:4 needs the input channels (1) to be a multiple of 4')
-    """
-    mask = get_mask(mask)
-    c_in = _weight(mod).shape[1]
-    try:
-        mask.check_grid(1, c_in)
-    except ValueError as e:
-        m = getattr(mask, "m", None)
-        return f"{mask} needs the input channels ({c_in}) to be a multiple of {m}" if m else f"{c_in} input channels: {e}"
-    return None
-
-
-def mask_arguments(mask, tile, sparsity) -> tuple[Mask, tuple[int, int], float]:
-    """``(mask, tile, sparsity)`` checked: a family that fixes tile and sparsity (N:M) fills them in.
-
-    Examples
-    --------
-    >>> mask_arguments("2:4", None, None)
-    (NMMask(n=2, m=4), (1, 1), 0.5)
-    >>> mask_arguments("global", "16x1", 0.5)
-    (GlobalMask(), (16, 1), 0.5)
-    """
-    mask = get_mask(mask)
-    if mask.fixed_tile is not None:
-        if tile is not None and parse_tile(tile) != mask.fixed_tile:
-            raise ValueError(f"tile does not apply to the {mask} mask (it fixes tile and sparsity)")
-        if sparsity is not None and abs(float(sparsity) - mask.fixed_sparsity) > 1e-12:
-            raise ValueError(f"the {mask} mask implies sparsity {mask.fixed_sparsity:g}, got {sparsity}")
-        return mask, mask.fixed_tile, mask.fixed_sparsity
-    if tile is None or sparsity is None:
-        raise ValueError(f"the {mask} mask needs tile= and sparsity=")
-    return mask, parse_tile(tile), float(sparsity)
-
-
+# -------------------------------------------------------------- writing a permutation
 def _tensors(mod: nn.Module, base: str) -> list[torch.Tensor]:
     """The stored tensors behind ``base`` (``weight`` or ``weight_orig`` and ``weight_mask``)."""
     out = []
@@ -348,113 +123,6 @@ def apply_permutation(model: nn.Module, group: Group, perm: np.ndarray, seen: se
         if apply_binding(mod, b, perm):
             touched.add(b.module)
     return touched
-
-
-# -------------------------------------------------------------- problems
-def _member_sparsity(s: float) -> float:
-    return min(max(float(s), 0.0), 1.0 - 1e-9)
-
-
-def group_problem(model: nn.Module, group: Group, *, tile=None, sparsity: float | None = None, metric: str = "l1",
-                  scope: str = "layer", mask: str = "global",
-                  layer_sparsity: Mapping[str, float] | None = None) -> TileProblem:
-    """The :class:`~permsolve.TileProblem` of one channel group, from the current weights.
-
-    Every member binds the group's one permutation, named ``"perm"`` (``"row"``
-    or ``"col"`` when the problem has a single matrix): producers
-    with their rows (unit 1), consumers with a column range (unit ``kh*kw``
-    for a conv, ``h*w`` for a flattened channel), depthwise convs with their
-    rows.  ``scope="layer"`` counts the producers only.
-
-    With an N:M mask (:func:`channel_last`) the producers' rows cannot change
-    the value, so the consumers' input channels carry the objective whatever
-    the scope (see :func:`_nm_members`).
-    """
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; scopes are: {', '.join(SCOPES)}")
-    if channel_last(mask):
-        return _group_tile_problem(_nm_members(model, group, get_mask(mask), metric), group)
-    modules = dict(model.named_modules())
-    prunable = prunable_layers(model)
-    ls = dict(layer_sparsity or {})
-    members: list[Member] = []
-    producers = {b.module for b in group.producers}
-    seen: set = set()
-    for b in group.bindings:
-        mod = prunable.get(b.module)
-        if mod is None or b.role == "output" or (b.role == "channels" and b.param is not None):
-            continue
-        key = (id(mod.weight), b.role, b.offset)
-        if key in seen:     # tied weights: one matrix, one member
-            continue
-        seen.add(key)
-        s = _member_sparsity(ls.get(b.module, sparsity))
-        rng = slice(b.offset, b.offset + b.n * b.unit)
-        if b.role == "rows":
-            M = importance_of(weight_matrix(mod, rows=rng), metric)
-            members.append(Member(M, tile, s, mask, rows="perm", row_unit=b.unit, name=f"{b.module} rows"))
-        elif scope == "layer":
-            continue
-        elif b.role == "cols":
-            if b.module in producers:  # the same permutation on both axes: counted by its rows
-                continue
-            blk = None if b.rows_block is None else slice(b.rows_block[0], sum(b.rows_block))
-            M = importance_of(weight_matrix(mod, rows=blk, cols=rng), metric)
-            members.append(Member(M, tile, s, mask, cols="perm", col_unit=b.unit, name=f"{b.module} cols"))
-        elif b.role == "channels" and isinstance(mod, nn.modules.conv._ConvNd):
-            M = importance_of(weight_matrix(mod), metric)[b.offset:b.offset + b.n]
-            members.append(Member(M, tile, s, mask, rows="perm", name=f"{b.module} depthwise"))
-    return _group_tile_problem(members, group)
-
-
-def _group_tile_problem(members: list[Member], group: Group) -> TileProblem:
-    if not members:
-        raise ValueError(f"group {group.name} has no weight matrix to optimise")
-    if len(members) == 1:  # a single-matrix problem, named as from_matrix names it
-        m = members[0]
-        axis = "rows" if m.rows else "cols"
-        pname = "row" if m.rows else "col"
-        m.rows, m.cols = (pname, None) if m.rows else (None, pname)
-        return TileProblem(members, {pname: group.size}, axis=axis)
-    return TileProblem(members, {"perm": group.size})
-
-
-def _nm_members(model: nn.Module, group: Group, mask: Mask, metric: str) -> list[Member]:
-    """The members of an N:M group problem: every consumer's input channels of the group.
-
-    A conv consumer's matrix is its :func:`nm_weight_matrix` restricted to the
-    group's channels at every spatial position, ``(C_out, kh*kw*n)``, whose
-    channel units are strided (``kh*kw`` columns ``n`` apart); a Linear's is its
-    column range (contiguous units: ``h*w`` features of a flattened channel).
-    Consumers that N:M cannot prune (:func:`nm_unsupported`) are left out (they
-    stay dense); a channel range that splits an N:M group of its layer is an
-    error (the group is then skipped with that reason).
-    """
-    modules = dict(model.named_modules())
-    producers = {b.module for b in group.producers}
-    members = []
-    for b in group.consumers:
-        mod = modules[b.module]
-        if b.module in producers or getattr(mod, "weight", None) is None or nm_unsupported(mod, mask):
-            continue
-        S = importance_of(nm_weight_matrix(mod), metric)
-        c_in = _weight(mod).shape[1]
-        if _weight(mod).dim() > 2:            # conv: k = kh*kw spatial positions, channels fastest
-            k = S.shape[1] // c_in
-            c0 = b.offset // b.unit
-            cols = (np.arange(k)[:, None] * c_in + c0 + np.arange(b.n)[None, :]).ravel()
-            unit, layout = k, "strided" if k > 1 else "contiguous"
-        else:
-            cols = np.arange(b.offset, b.offset + b.n * b.unit)
-            unit, layout = b.unit, "contiguous"
-        gid = mask.groups(1, S.shape[1], mask.fixed_sparsity)[0].ravel()
-        if np.isin(gid, gid[cols]).sum() != cols.size:
-            raise ValueError(f"{b}: the group's channels split {mask} groups of {b.module}'s inputs")
-        members.append(Member(S[:, cols], mask=mask, cols="perm", col_unit=unit, col_layout=layout,
-                              name=f"{b.module} cols"))
-    if not members:
-        raise ValueError(f"group {group.name}: no consumer the {mask} mask can prune")
-    return members
 
 
 # -------------------------------------------------------------- the check

@@ -1,8 +1,8 @@
 """Tile pruning of a PyTorch model, after an optional channel permutation.
 
 :func:`prune_model` permutes the model (:func:`~permsolve.torch.permute.permute_model`;
-solver ``identity`` means plain tile pruning), then zeroes whole tiles of
-every Linear and Conv weight with :class:`TilePruning`, a
+solver ``identity``, or any solver whose ``permutes`` is False, means plain tile
+pruning), then zeroes whole tiles of every Linear and Conv weight with :class:`TilePruning`, a
 ``torch.nn.utils.prune.BasePruningMethod``: the mask is a buffer applied by a
 forward pre-hook, so it stays in force while the model is fine-tuned, and
 ``torch.nn.utils.prune.remove`` makes it permanent.
@@ -43,6 +43,7 @@ from torch.nn.utils import prune as tprune
 from ..masks import get_mask, n_pruned
 from ..metrics import importance as importance_of
 from ..problem import parse_tile, tile_scores
+from ..registry import get_solver
 from .graph import is_conv1d
 from .permute import (PermuteReport, _as_tuple, channel_last, mask_arguments, nm_unsupported, nm_weight_matrix,
                       permute_model, prunable_layers, weight_matrix)
@@ -251,7 +252,7 @@ def _prune_nm(model, example_inputs, mask, *, solver, metric, scope, budget, tim
     if layer_sparsity:
         raise ValueError(f"layer_sparsity does not apply to the {mask} mask (it fixes the sparsity)")
     perm_report = None
-    if solver != "identity":
+    if get_solver(solver).permutes:     # a solver that never permutes (identity): plain tile pruning
         perm_report = permute_model(model, _as_tuple(example_inputs), mask=mask, solver=solver, metric=metric,
                                     scope=scope, time_limit=time_limit, seed=seed, **solver_options)
     layers = prunable_layers(model)
@@ -291,8 +292,8 @@ def prune_model(model: nn.Module, example_inputs, *, tile=None, sparsity: float 
     Parameters
     ----------
     model, example_inputs, tile, sparsity, solver, metric, scope, time_limit, seed, mask :
-        as for :func:`~permsolve.torch.permute.permute_model`; ``solver="identity"``
-        skips the permutation (plain tile pruning).
+        as for :func:`~permsolve.torch.permute.permute_model`; ``solver="identity"`` (a solver
+        whose ``permutes`` class attribute is False) skips the permutation (plain tile pruning).
     budget : ``global`` (one threshold over all layers' tile means, TileTrans; the default),
         ``layer`` (each layer prunes ``sparsity`` of its tiles) or ``sensitivity``
         (every layer pruned to the sparsity that ``layer_sparsity`` allocates to it
@@ -344,7 +345,7 @@ def prune_model(model: nn.Module, example_inputs, *, tile=None, sparsity: float 
         budget = "layer"
     layers = prunable_layers(model)
     perm_report = None
-    if solver != "identity":
+    if get_solver(solver).permutes:     # a solver that never permutes (identity): plain tile pruning
         alloc = dict(layer_sparsity or {})
         if budget == "global":
             glob = global_allocation(model, tile=tile, sparsity=sparsity, metric=metric)
