@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 import permsolve
-from permsolve import TileProblem, solve
+from permsolve import TileProblem, get_solver, solve
 from permsolve.registry import MIN_TOTAL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,8 +202,8 @@ def check(problem, res, opt, ref) -> list[str]:
             bad.append(f"scale: the problem's bound moved: {what}")
         elif exact and not same:
             bad.append(f"scale: a power-of-two scale changed the answer: {what}")
-        elif not exact and res.solver == "ilp" and res.optimal != r0.optimal:
-            bad.append(f"scale: ilp's proof depends on the scale: {what}")
+        elif not exact and get_solver(res.solver).exact and res.optimal != r0.optimal:
+            bad.append(f"scale: {res.solver}'s proof depends on the scale: {what}")
     try:
         json.dumps(res.to_json(), allow_nan=False)
     except ValueError as e:

@@ -370,7 +370,7 @@ def real(limits, which, cs_limit):
                 assert abs(r.retained - nm_value(S, r.col_perm, n, m)) <= 1e-7 * max(1.0, r.retained)
                 cells.append(f"{r.retained / tot:.4%}")
             from permsolve.registry import get_solver
-            if get_solver("nm-exact")().supports(p) is None:
+            if get_solver("nm-exact").unprepared().supports(p) is None:
                 rx = solve(p, "nm-exact")
                 cells.append(f"{rx.retained / tot:.4%} (optimal)")
             else:

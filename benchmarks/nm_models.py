@@ -58,8 +58,12 @@ def run_one(name: str, method: str, solver: str, args, X_check) -> dict:
     from permsolve import zoo
     from permsolve.torch.prune import nm_masks, prune_model
 
+    from permsolve.registry import get_solver
+
     t0 = time.perf_counter()
-    tl = None if solver in ("identity", "greedy", "hungarian") else args.time_limit
+    cls = get_solver(solver)
+    # a seeded search runs until its time is up; the deterministic ones (hungarian) converge on their own
+    tl = args.time_limit if cls.anytime and cls.randomized else None
     model = zoo.load(name)
     if method == "2:4":
         rep = prune_model(model, X_check, mask="2:4", solver=solver, time_limit=tl, seed=0)

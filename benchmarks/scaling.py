@@ -110,9 +110,9 @@ def main(argv=None) -> int:
         print(json.dumps(_one(args.one[0], int(args.one[1]), args.tile, tl)))
         return 0
 
-    from permsolve.registry import solvers
+    from permsolve.bench.config import default_solvers
 
-    names = args.solvers.split(",") if args.solvers else [s for s in solvers() if s != "auto"]
+    names = args.solvers.split(",") if args.solvers else default_solvers()    # all but the meta solvers
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     for solver in names:

@@ -42,6 +42,21 @@ COLORS = {"identity": "black", "greedy": "tab:blue", "hungarian": "tab:orange", 
           "ilp": "tab:red"}
 
 
+def searches(solver: str) -> bool:
+    """Whether ``solver`` is a seeded search that runs until its time is up (so it gets the time limit);
+    the deterministic solvers (identity, greedy, hungarian) stop on their own and run without one.
+
+    Examples
+    --------
+    >>> searches("anneal"), searches("hungarian")
+    (True, False)
+    """
+    from permsolve.registry import get_solver
+
+    cls = get_solver(solver)
+    return bool(cls.anytime and cls.randomized)
+
+
 def key(r) -> tuple:
     return (r["model"], r["tile"], r["budget"], r["scope"], r["solver"], f"{float(r['sparsity']):.2f}")
 
@@ -70,7 +85,7 @@ def run_one(cfg: dict, opts: dict) -> dict:
     if dense is None:
         dense = _WORKER["dense"][name] = zoo.evaluate(zoo.load(name), "val")
     model = zoo.load(name)
-    tl = opts["time_limit"] if solver not in ("identity", "greedy", "hungarian") else None
+    tl = opts["time_limit"] if searches(solver) else None
     rep = prune_model(model, _WORKER["X_check"], tile=cfg["tile"], sparsity=s, solver=solver, scope=cfg["scope"],
                       budget=cfg["budget"], time_limit=tl, seed=opts["seed"])
     acc1 = zoo.evaluate(model, "val")
@@ -411,7 +426,7 @@ def diagnose(spec: list[str], solvers: list[str], out: Path, threads: int) -> No
                     continue
                 model = zoo.load(model_name)
                 rep = prune_model(model, X, tile=tile, sparsity=s, solver=sv, scope=scope, budget=budget,
-                                  metric=metric, time_limit=0.2 if sv == "anneal" else None)
+                                  metric=metric, time_limit=0.2 if searches(sv) else None)
                 acc = zoo.evaluate(model)
                 lifts = []
                 mods = dict(model.named_modules())

@@ -45,11 +45,13 @@ print(json.dumps({"construct": construct, "wall": wall, "seconds": r.seconds, "n
 
 
 def part1(solvers, sizes, axes, limits):
+    from permsolve.registry import get_solver
+
     rows = []
     for solver in solvers:
         for size in sizes:
             for axis in axes:
-                if solver == "ilp" and axis == "both":
+                if axis not in get_solver(solver).axes:     # a problem kind the solver refuses
                     continue
                 for limit in limits:
                     p = subprocess.run([sys.executable, "-c", CHILD, solver, str(size), axis, str(limit)],

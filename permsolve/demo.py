@@ -54,7 +54,7 @@ def compare(S: np.ndarray, *, tile, sparsity: float, mask: str = "global", axis:
     rows, greedy = [], None
     for name in names or solvers():
         cls = solvers()[name]
-        if cls().supports(problem) or name == "auto":
+        if cls.unprepared().supports(problem) or name == "auto":
             continue
         r = solve(problem, name, time_limit=time_limit if cls.anytime else None, seed=seed)
         if name == "greedy":

@@ -177,6 +177,38 @@ class Solver:
         #: the same as a plain dict (kept for solvers written against the dict interface)
         self.opts = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
 
+    @classmethod
+    def unprepared(cls, **options) -> "Solver":
+        """An instance with ``options`` (checked as by the constructor) whose own ``__init__`` was skipped.
+
+        Enough to ask :meth:`supports` (class attributes and ``self.config``)
+        or to check options, without the preparations a solver's constructor
+        makes (a numba warm-up, importing an ILP backend: up to seconds).  Not
+        meant for solving: construct the solver for that.
+
+        Parameters
+        ----------
+        **options : the solver's options; unknown ones and bad values are an error, as in ``cls(**options)``
+
+        Returns
+        -------
+        Solver
+            an instance of ``cls`` with ``config`` and ``opts`` set
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from permsolve import TileProblem
+        >>> nm = get_solver("nm-exact").unprepared()
+        >>> nm.config.max_cols
+        24
+        >>> "N:M" in nm.supports(TileProblem.from_matrix(np.ones((4, 4)), tile=(2, 2), sparsity=0.5))
+        True
+        """
+        obj = cls.__new__(cls)
+        Solver.__init__(obj, **options)
+        return obj
+
     def supports(self, problem: TileProblem) -> str | None:
         """None if this solver handles ``problem``, else the reason why not (from ``problem.kind``)."""
         kind = problem.kind

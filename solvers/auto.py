@@ -33,12 +33,14 @@ Examples
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 from importlib import resources
 from pathlib import Path
 
+from permsolve import registry
 from permsolve.registry import Solver, register
 
 __all__ = ["Auto", "choose", "load_table", "table_path", "problem_features", "DEFAULT", "ENV_VAR"]
@@ -115,10 +117,8 @@ def problem_features(problem) -> dict:
 
 def _supports(cls, problem) -> bool:
     """Whether ``cls`` handles ``problem``, without constructing it (construction may JIT-compile)."""
-    obj = cls.__new__(cls)
-    obj.opts = dict(cls.options)
     try:
-        return obj.supports(problem) is None
+        return cls.unprepared().supports(problem) is None
     except Exception:  # a solver whose supports() needs a fully built instance
         return cls().supports(problem) is None
 
@@ -232,15 +232,40 @@ def _family_of(spec) -> str | None:
 class Auto(Solver):
     name = "auto"
     description = "pick the best solver for this problem and time limit from stored benchmark results"
-    options = {"table": None}
     anytime = True
     randomized = True
+
+    @dataclasses.dataclass(frozen=True)
+    class Options(registry.Options):
+        """Options of ``auto``.
+
+        Attributes
+        ----------
+        table : the recommendations: a dict as :func:`load_table` returns, a path to one (JSON), or None
+            (``$PERMSOLVE_AUTO_TABLE``, else the shipped copy)
+
+        Examples
+        --------
+        >>> Auto.Options(table={"entries": []}).table
+        {'entries': []}
+        >>> Auto.Options(table=3)
+        Traceback (most recent call last):
+        ...
+        ValueError: table must be a dict, a path or None, got int
+        """
+
+        table: dict | str | os.PathLike | None = None
+
+        def validate(self) -> None:
+            """Refuse a table that is neither a dict, a path nor None (``ValueError``)."""
+            if self.table is not None and not isinstance(self.table, (dict, str, os.PathLike)):
+                raise ValueError(f"table must be a dict, a path or None, got {type(self.table).__name__}")
 
     def _solve(self, problem, run, rng):
         from permsolve.registry import get_solver
 
         tl = None if run.time_limit is None else max(run.time_left(), 1e-3)
-        chosen, limit, why = choose(problem, tl, table=self.opts["table"])
+        chosen, limit, why = choose(problem, tl, table=self.config.table)
         delegate = get_solver(chosen)()          # construction (a JIT warm-up) counts against this run's time
         if limit is not None:
             limit = max(run.time_left(), 1e-3)

@@ -9,30 +9,60 @@ than ``tol`` (relative) or the time runs out.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
+from permsolve import registry
 from permsolve.registry import Solver, register
 
-from ._common import assignment_seconds, assignment_step, preload, start_from_greedy
+from ._common import assignment_seconds, assignment_step, preload, run_start
+
+__all__ = ["Hungarian"]
 
 
 @register
 class Hungarian(Solver):
     name = "hungarian"
     description = "alternate best mask / best permutation (linear assignment) until no gain"
-    options = {"start": "greedy", "max_rounds": 100, "tol": 1e-12}
     anytime = True
+
+    @dataclasses.dataclass(frozen=True)
+    class Options(registry.Options):
+        """Options of ``hungarian``.
+
+        Attributes
+        ----------
+        start : ``"greedy"`` (TileTrans's order, unless the identity keeps strictly more) or ``"identity"``;
+            a warm start (``init``) replaces it
+        max_rounds : at most this many rounds (one assignment step per permutation each)
+        tol : stop when a round raises the value by less than this share of it
+
+        Examples
+        --------
+        >>> Hungarian.Options(max_rounds=5).max_rounds
+        5
+        >>> Hungarian.Options(start="swap")
+        Traceback (most recent call last):
+        ...
+        ValueError: start must be 'greedy' or 'identity', got 'swap'
+        """
+
+        start: str = "greedy"
+        max_rounds: int = 100
+        tol: float = 1e-12
+
+        def validate(self) -> None:
+            """Refuse a start other than ``greedy`` and ``identity`` (``ValueError``)."""
+            if self.start not in ("greedy", "identity"):
+                raise ValueError(f"start must be 'greedy' or 'identity', got {self.start!r}")
 
     def __init__(self, **options):
         super().__init__(**options)
         preload()
 
     def _solve(self, problem, run, rng):
-        start = self.opts["start"]
-        if start not in ("greedy", "identity"):
-            raise ValueError(f"hungarian: start must be 'greedy' or 'identity', got {start!r}")
-        if start == "greedy" and not run.has_init:
-            start_from_greedy(problem, run)
+        c = self.config
+        run_start(problem, run, c.start)
         perms = {k: v.copy() for k, v in run.best_perms.items()}
         value = run.best
         # seconds a step of each permutation takes (estimated, then the last one measured): a step cannot
@@ -42,7 +72,7 @@ class Hungarian(Solver):
             guess = assignment_seconds(problem) / max(1, len(problem.perm_names)) + 2 * run.eval_seconds
             step = {name: guess for name in problem.perm_names}
         stop = False
-        for rounds in range(1, int(self.opts["max_rounds"]) + 1):
+        for rounds in range(1, int(c.max_rounds) + 1):
             before = value
             for name in problem.perm_names:
                 if run.expired() or run.time_left() < step.get(name, 0.0):
@@ -55,5 +85,5 @@ class Hungarian(Solver):
                 run.offer(perms, value)
                 step[name] = time.perf_counter() - t
             run.nit = rounds
-            if stop or run.expired() or value <= before * (1 + self.opts["tol"]):
+            if stop or run.expired() or value <= before * (1 + c.tol):
                 break

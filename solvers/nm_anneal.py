@@ -13,24 +13,9 @@ permutation are one problem over their stacked rows, a strided conv binding
 (unit ``kh*kw``) is its ``(C_out*kh*kw, C_in)`` view, and row permutations
 (which cannot change an N:M value) are returned as given.
 
-Options (defaults in :attr:`NMAnneal.options`)
----------------------------------------------
-rounds : int or None
-    Annealing rounds; None: 4 without a time limit, as many as fit with one.
-moves_per_col : int
-    Swaps per round, per column.
-t0_factor, t_end_factor, reheat : float
-    Start and end temperature as multiples of the mean loss of random
-    worsening swaps; later rounds start at ``reheat`` x the first start.
-windows : 0, 2 or 3
-    Largest window re-partitioned after each round (0: none); windows of 3
-    groups only when a sweep over all triples fits the polish budget.
-window_share : float
-    At most this share of a round's annealing time goes to the windows.
-kernel : ``"numba"`` (default) or ``"python"`` (the same code, uncompiled: slow)
-
-Deterministic for a given seed when it stops by its own budget (no time
-limit); under a time limit the schedule follows the clock.
+The options are the fields of :class:`NMAnneal.Options`.  Deterministic for
+a given seed when it stops by its own budget (no time limit); under a time
+limit the schedule follows the clock.
 
 Examples
 --------
@@ -44,6 +29,9 @@ True
 """
 from __future__ import annotations
 
+import dataclasses
+
+from permsolve import registry
 from permsolve.masks import NMMask
 from permsolve.registry import Solver, register
 
@@ -56,37 +44,73 @@ __all__ = ["NMAnneal"]
 class NMAnneal(Solver):
     name = "nm-anneal"
     description = "N:M: annealing over cross-group column swaps plus exact 2-3 group re-partitions"
-    options = {"rounds": None, "moves_per_col": 15000, "t0_factor": 0.5, "t_end_factor": 0.05, "reheat": 0.5,
-               "windows": 3, "window_share": 0.25, "kernel": "numba"}
     anytime = True
     masks = (NMMask,)
     randomized = True
 
+    @dataclasses.dataclass(frozen=True)
+    class Options(registry.Options):
+        """Options of ``nm-anneal``.
+
+        Attributes
+        ----------
+        rounds : annealing rounds (>= 1); None: 4 without a time limit, as many as fit with one
+        moves_per_col : swaps per round, per column (>= 1)
+        t0_factor : start temperature, a multiple of the mean loss of random worsening swaps (> 0)
+        t_end_factor : end temperature, the same multiple (0 < t_end_factor < t0_factor)
+        reheat : later rounds start at this multiple of the first start temperature (> 0)
+        windows : largest window re-partitioned after each round, 0 (none), 2 or 3 groups; windows of 3
+            only when a sweep over all triples fits the polish budget
+        window_share : at most this share of a round's annealing time goes to the windows, in [0, 10]
+        kernel : ``"numba"`` (compiled) or ``"python"`` (the same code, uncompiled: slow)
+
+        Examples
+        --------
+        >>> NMAnneal.Options(rounds=2).windows
+        3
+        >>> NMAnneal.Options(windows=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: windows must be 0, 2 or 3, got 4
+        """
+
+        rounds: int | None = None
+        moves_per_col: int = 15000
+        t0_factor: float = 0.5
+        t_end_factor: float = 0.05
+        reheat: float = 0.5
+        windows: int = 3
+        window_share: float = 0.25
+        kernel: str = "numba"
+
+        def validate(self) -> None:
+            """Refuse an unknown kernel or window size, and counts or temperatures out of range (``ValueError``)."""
+            if self.kernel not in ("numba", "python"):
+                raise ValueError(f"kernel must be 'numba' or 'python', got {self.kernel!r}")
+            if self.rounds is not None and int(self.rounds) < 1:
+                raise ValueError("rounds must be >= 1 or None")
+            if int(self.moves_per_col) < 1:
+                raise ValueError("moves_per_col must be >= 1")
+            if not (self.t0_factor > 0 and 0 < self.t_end_factor < self.t0_factor and self.reheat > 0):
+                raise ValueError("need 0 < t_end_factor < t0_factor and reheat > 0")
+            if self.windows not in (0, 2, 3):
+                raise ValueError(f"windows must be 0, 2 or 3, got {self.windows!r}")
+            if not 0 <= self.window_share <= 10:
+                raise ValueError("window_share must be in [0, 10]")
+
     def __init__(self, **options):
         super().__init__(**options)
-        o = self.opts
-        if o["kernel"] not in ("numba", "python"):
-            raise ValueError(f"nm-anneal: kernel must be 'numba' or 'python', got {o['kernel']!r}")
-        if o["rounds"] is not None and int(o["rounds"]) < 1:
-            raise ValueError("nm-anneal: rounds must be >= 1 or None")
-        if int(o["moves_per_col"]) < 1:
-            raise ValueError("nm-anneal: moves_per_col must be >= 1")
-        if not (o["t0_factor"] > 0 and 0 < o["t_end_factor"] < o["t0_factor"] and o["reheat"] > 0):
-            raise ValueError("nm-anneal: need 0 < t_end_factor < t0_factor and reheat > 0")
-        if o["windows"] not in (0, 2, 3):
-            raise ValueError(f"nm-anneal: windows must be 0, 2 or 3, got {o['windows']!r}")
-        if not 0 <= o["window_share"] <= 10:
-            raise ValueError("nm-anneal: window_share must be in [0, 10]")
+        o = self.config
         # compile (or load the cached kernels) now, before any solve's clock starts
-        self.jit_seconds = warmup(o["kernel"]) if o["kernel"] == "numba" else 0.0
+        self.jit_seconds = warmup(o.kernel) if o.kernel == "numba" else 0.0
 
     def supports(self, problem):
         return NMReduction(problem).why
 
     def _solve(self, problem, run, rng):
         red = NMReduction(problem)
-        o = self.opts
-        run.info.update(kernel=o["kernel"], jit_seconds=self.jit_seconds)
+        o = self.config
+        run.info.update(kernel=o.kernel, jit_seconds=self.jit_seconds)
         if red.name is None or red.size <= red.m:
             return
         base = {k: v.copy() for k, v in run.best_perms.items()}
@@ -97,9 +121,9 @@ class NMAnneal(Solver):
 
         info = {}
         anneal_search(red.S, red.n, red.m, rng=rng, init=run.best_perms[red.name], offer=offer,
-                      time_left=run.time_left, rounds=o["rounds"], moves_per_col=int(o["moves_per_col"]),
-                      t0_factor=float(o["t0_factor"]), t_end_factor=float(o["t_end_factor"]),
-                      reheat=float(o["reheat"]), windows=int(o["windows"]), window_share=float(o["window_share"]),
-                      kernel=o["kernel"], info=info)
+                      time_left=run.time_left, rounds=o.rounds, moves_per_col=int(o.moves_per_col),
+                      t0_factor=float(o.t0_factor), t_end_factor=float(o.t_end_factor),
+                      reheat=float(o.reheat), windows=int(o.windows), window_share=float(o.window_share),
+                      kernel=o.kernel, info=info)
         run.nit = int(info.get("moves", 0))
         run.info.update(info)

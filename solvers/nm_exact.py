@@ -22,16 +22,22 @@ True
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
+from permsolve import registry
 from permsolve.masks import NMMask
 from permsolve.registry import Solver, register
 
 from ._nm_common import NMReduction, load_kernel, warmup
 
-__all__ = ["NMExact", "dp_transitions"]
+__all__ = ["NMExact", "dp_transitions", "MAX_COLS"]
+
+#: widest problem the DP kernel takes (its table has ``2**cols`` entries): ``_nm_kernel.EXACT_MAX_COLS``,
+#: repeated here so that checking the options does not import numba (a test checks they agree)
+MAX_COLS = 24
 
 
 def dp_transitions(cols: int, m: int) -> int:
@@ -55,30 +61,55 @@ def dp_transitions(cols: int, m: int) -> int:
 class NMExact(Solver):
     name = "nm-exact"
     description = "N:M: proven optimal column permutation by DP over column subsets (narrow problems)"
-    options = {"max_cols": 24, "max_transitions": 1e8}
     exact = True
     masks = (NMMask,)
 
+    @dataclasses.dataclass(frozen=True)
+    class Options(registry.Options):
+        """Options of ``nm-exact``.
+
+        Attributes
+        ----------
+        max_cols : refuse problems with more permuted columns than this, in [1, :data:`MAX_COLS`]
+        max_transitions : refuse problems whose DP needs more transitions than this, > 0
+            (as :func:`dp_transitions` estimates them; 2:4 on 24 columns needs 8.9e7)
+
+        Examples
+        --------
+        >>> NMExact.Options().max_cols
+        24
+        >>> NMExact.Options(max_cols=30)
+        Traceback (most recent call last):
+        ...
+        ValueError: max_cols must be in [1, 24]
+        """
+
+        max_cols: int = MAX_COLS
+        max_transitions: float = 1e8
+
+        def validate(self) -> None:
+            """Refuse ``max_cols`` outside [1, :data:`MAX_COLS`] and ``max_transitions <= 0`` (``ValueError``)."""
+            if not 1 <= int(self.max_cols) <= MAX_COLS:
+                raise ValueError(f"max_cols must be in [1, {MAX_COLS}]")
+            if not self.max_transitions > 0:
+                raise ValueError("max_transitions must be > 0")
+
     def __init__(self, **options):
         super().__init__(**options)
-        K = load_kernel("numba")
-        if not 1 <= int(self.opts["max_cols"]) <= K.EXACT_MAX_COLS:
-            raise ValueError(f"nm-exact: max_cols must be in [1, {K.EXACT_MAX_COLS}]")
-        if not self.opts["max_transitions"] > 0:
-            raise ValueError("nm-exact: max_transitions must be > 0")
         self.jit_seconds = warmup("numba")
 
     def supports(self, problem):
         red = NMReduction(problem)
         if red.why:
             return red.why
-        if red.size > int(self.opts["max_cols"]):
+        c = self.config
+        if red.size > int(c.max_cols):
             return (f"nm-exact: {red.size} permuted columns are more than it can do (max_cols="
-                    f"{self.opts['max_cols']}; its table has 2**cols entries); use nm-anneal")
+                    f"{c.max_cols}; its table has 2**cols entries); use nm-anneal")
         est = dp_transitions(red.size, red.m) if red.size else 0
-        if est > float(self.opts["max_transitions"]):
+        if est > float(c.max_transitions):
             return (f"nm-exact: {red.size} columns in groups of {red.m} need about {est:.2g} DP transitions, "
-                    f"more than max_transitions={self.opts['max_transitions']:.2g}; use nm-anneal")
+                    f"more than max_transitions={c.max_transitions:.2g}; use nm-anneal")
         return None
 
     def _solve(self, problem, run, rng):

@@ -24,28 +24,7 @@ at random between tile rows) and searches again (iterated local search).  With b
 rows and the columns (the columns are the rows of the transposed matrix,
 tiles transposed; the global mask only).
 
-Options (defaults in :attr:`Swap.options`)
--------------------------------------------
-start : ``"auto"`` (default), ``"greedy"`` (the better of TileTrans's order
-    and the identity), ``"hungarian"`` (then ``hungarian``, for at most
-    ``start_share`` of the time limit) or ``"identity"``.  ``auto`` is
-    ``hungarian`` for at most ``auto_hungarian_units`` rows (its assignment
-    steps are cheap there, and swaps alone can stop below its fixed point on
-    small layers) and ``greedy`` above (at 4096 rows hungarian needs a minute,
-    swaps pass its value in seconds).  A warm start (``init``) replaces it.
-rounds : int or None
-    Stop after this many rounds (per axis); None: until converged or the time
-    limit.  With ``rounds`` set and no time limit the search is deterministic.
-max_swaps : swaps per pair of tile rows and visit (best improvement each)
-batch : pairs between two threshold updates and time checks
-patience : rounds without a new best value after which the swaps count as stalled
-assign : take an exact assignment step when swaps stall (skipped when the last one
-    would not fit in the time left: it cannot be interrupted)
-kicks : int or None
-    Perturbations at local optima.  None: as many as the time limit allows
-    (none without a time limit).
-kick_share : share of the rows a perturbation swaps (at least two swaps)
-kernel : ``"numba"`` (default) or ``"python"`` (same code, not compiled)
+The options are the fields of :class:`Swap.Options`.
 
 Examples
 --------
@@ -59,16 +38,17 @@ True
 """
 from __future__ import annotations
 
+import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 
+from permsolve import registry
 from permsolve.bounds import row_profile
 from permsolve.masks import GlobalMask, RowBalancedMask
 from permsolve.registry import Solver, register
 
-from ._common import assignment_step, load_kernel_module, start_from_greedy
+from ._common import assignment_step, load_kernel_module, run_start
 
 __all__ = ["Swap", "SwapState", "load_kernel"]
 
@@ -195,27 +175,72 @@ def _kick(perm: np.ndarray, h: int, share: float, rng: np.random.Generator) -> n
 class Swap(Solver):
     name = "swap"
     description = "row swaps between pairs of tile rows, threshold objective (numba); exact assignment step when stuck"
-    options = {"start": "auto", "auto_hungarian_units": 1024, "start_share": 0.25, "rounds": None, "max_swaps": 4, "batch": 256, "patience": 2, "assign": True,
-               "kicks": None, "kick_share": 0.05,
-               "kernel": "numba"}
     anytime = True
     randomized = True
     axes = frozenset({"rows", "cols", "both"})
 
+    @dataclasses.dataclass(frozen=True)
+    class Options(registry.Options):
+        """Options of ``swap``.
+
+        Attributes
+        ----------
+        start : ``"auto"``, ``"greedy"`` (the better of TileTrans's order and the identity), ``"hungarian"``
+            (``hungarian`` from TileTrans's order, for at most ``start_share`` of the time left) or
+            ``"identity"``; a warm start (``init``) replaces it
+        auto_hungarian_units : ``start="auto"`` is ``hungarian`` up to this many units per permutation
+            (its steps are cheap there, and swaps alone can stop below its fixed point on small layers),
+            ``greedy`` above (at 4096 rows hungarian needs a minute, swaps pass its value in seconds)
+        start_share : share of the time left that the ``hungarian`` start may use, in (0, 1]
+        rounds : stop after this many rounds per axis (>= 1); None: until converged or the time limit.
+            With ``rounds`` set and no time limit the search is deterministic
+        max_swaps : swaps per pair of tile rows and visit (best improvement each), >= 1
+        batch : pairs between two threshold updates and time checks, >= 1
+        patience : rounds without a new best value after which the swaps count as stalled
+        assign : take an exact assignment step when swaps stall (skipped when it would not fit in the
+            time left: it cannot be interrupted)
+        kicks : perturbations at local optima; None: as many as the time limit allows (none without one)
+        kick_share : share of the rows a perturbation swaps (at least two swaps)
+        kernel : ``"numba"`` (compiled) or ``"python"`` (the same code, not compiled)
+
+        Examples
+        --------
+        >>> Swap.Options(rounds=3).rounds
+        3
+        >>> Swap.Options(batch=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: max_swaps and batch must be >= 1
+        """
+
+        start: str = "auto"
+        auto_hungarian_units: int = 1024
+        start_share: float = 0.25
+        rounds: int | None = None
+        max_swaps: int = 4
+        batch: int = 256
+        patience: int = 2
+        assign: bool = True
+        kicks: int | None = None
+        kick_share: float = 0.05
+        kernel: str = "numba"
+
+        def validate(self) -> None:
+            """Refuse an unknown start or kernel, and counts or shares out of range (``ValueError``)."""
+            if self.start not in ("auto", "greedy", "hungarian", "identity"):
+                raise ValueError(f"start must be 'auto', 'greedy', 'hungarian' or 'identity', got {self.start!r}")
+            if not 0 < self.start_share <= 1:
+                raise ValueError("start_share must be in (0, 1]")
+            if self.rounds is not None and int(self.rounds) < 1:
+                raise ValueError("rounds must be >= 1 or None")
+            if int(self.max_swaps) < 1 or int(self.batch) < 1:
+                raise ValueError("max_swaps and batch must be >= 1")
+            if self.kernel not in ("numba", "python"):
+                raise ValueError(f"kernel must be 'numba' or 'python', got {self.kernel!r}")
+
     def __init__(self, **options):
         super().__init__(**options)
-        o = self.opts
-        if o["start"] not in ("auto", "greedy", "hungarian", "identity"):
-            raise ValueError(f"swap: start must be 'auto', 'greedy', 'hungarian' or 'identity', got {o['start']!r}")
-        if not 0 < o["start_share"] <= 1:
-            raise ValueError("swap: start_share must be in (0, 1]")
-        if o["rounds"] is not None and int(o["rounds"]) < 1:
-            raise ValueError("swap: rounds must be >= 1 or None")
-        if int(o["max_swaps"]) < 1 or int(o["batch"]) < 1:
-            raise ValueError("swap: max_swaps and batch must be >= 1")
-        if o["kernel"] not in ("numba", "python"):
-            raise ValueError(f"swap: kernel must be 'numba' or 'python', got {o['kernel']!r}")
-        if o["kernel"] == "numba":      # compile (or load the cache) before any solve's clock starts
+        if self.config.kernel == "numba":      # compile (or load the cache) before any solve's clock starts
             self._warm()
 
     @staticmethod
@@ -241,30 +266,24 @@ class Swap(Solver):
         return None
 
     def _solve(self, problem, run, rng):
-        o = self.opts
-        start = o["start"]
+        o = self.config
+        start = o.start
         if start == "auto":
-            start = "hungarian" if max(problem.perm_sizes.values()) <= int(o["auto_hungarian_units"]) else "greedy"
-        if not run.has_init and start != "identity":
-            start_from_greedy(problem, run)
-            if start == "hungarian":
-                from .hungarian import Hungarian
-
-                tl = None if run.time_limit is None else max(1e-3, o["start_share"] * run.time_limit)
-                h = Hungarian().solve(problem, time_limit=tl, init=run.best_perms)
-                run.offer(h.perms, h.retained)
-            run.info["start"] = start
+            start = "hungarian" if max(problem.perm_sizes.values()) <= int(o.auto_hungarian_units) else "greedy"
+        got = run_start(problem, run, start, share=o.start_share)
+        if got not in ("init", "identity"):
+            run.info["start"] = got
         mem = problem.members[0]
         axes = [a for a, name in (("rows", mem.rows), ("cols", mem.cols)) if name is not None]
         names = {"rows": mem.rows, "cols": mem.cols}
         perms = {k: v.copy() for k, v in run.best_perms.items()}
-        max_rounds = None if o["rounds"] is None else int(o["rounds"])
+        max_rounds = None if o.rounds is None else int(o.rounds)
         done = {a: 0 for a in axes}
         stuck = {a: False for a in axes}
         stall = {a: 0 for a in axes}
         swaps = assign_gain = kicks = 0
         assign_seconds = 0.0
-        max_kicks = o["kicks"]
+        max_kicks = o.kicks
         if max_kicks is None:
             max_kicks = 0 if run.time_limit is None else 1 << 62
         last_offer = time.perf_counter()
@@ -276,7 +295,7 @@ class Swap(Solver):
                 perms = {k: v.copy() for k, v in run.best_perms.items()}
                 for axis in axes:
                     perms[names[axis]] = _kick(perms[names[axis]], mem.tile[0 if axis == "rows" else 1],
-                                               float(o["kick_share"]), rng)
+                                               float(o.kick_share), rng)
                 stuck = {a: False for a in axes}
                 kicks += 1
             for axis in axes:
@@ -284,11 +303,11 @@ class Swap(Solver):
                     stuck[axis] = stuck[axis] or (max_rounds is not None and done[axis] >= max_rounds)
                     continue
                 before = run.best
-                st = SwapState(mem, perms, axis, o["kernel"])
+                st = SwapState(mem, perms, axis, o.kernel)
                 pairs = _all_pairs(st.mb, rng)
                 made = 0
-                for lo in range(0, len(pairs), int(o["batch"])):
-                    made += st.improve(pairs[lo: lo + int(o["batch"])], o["max_swaps"])
+                for lo in range(0, len(pairs), int(o.batch)):
+                    made += st.improve(pairs[lo: lo + int(o.batch)], o.max_swaps)
                     st.update_tau()
                     if time.perf_counter() - last_offer > 1.0:     # anytime trace, cheaply
                         perms[names[axis]] = st.perm()
@@ -304,11 +323,11 @@ class Swap(Solver):
                 # swaps that gain at a stale threshold can cycle: a round that does not raise
                 # the best value counts as stalled
                 stall[axis] = 0 if run.best > before + 1e-12 * abs(before) else stall[axis] + 1
-                if (made == 0 or stall[axis] >= int(o["patience"])) and not run.expired():
+                if (made == 0 or stall[axis] >= int(o.patience)) and not run.expired():
                     stall[axis] = 0
                     # the assignment step cannot be interrupted: take it only if it fits
                     fits = run.time_limit is None or run.time_left() > max(1.5 * assign_seconds, 0.1 * run.time_limit)
-                    if o["assign"] and fits:
+                    if o.assign and fits:
                         t_a = time.perf_counter()
                         masks = problem.masks(perms)
                         perms[names[axis]] = assignment_step(problem, perms, names[axis], masks)

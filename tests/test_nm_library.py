@@ -104,9 +104,7 @@ def test_plan_leaves_out_solvers_that_refuse_a_mask_with_their_reason():
     for solver in cfg.resolved_solvers():
         for name in names:
             probe = get_instance(name).problem()
-            why = reg[solver].__new__(reg[solver])
-            why.opts = dict(reg[solver].options)
-            why = why.supports(probe)
+            why = reg[solver].unprepared().supports(probe)
             ran = any(c.solver == solver and c.instance.name == name for c in cells)
             assert ran == (why is None), (solver, name)
             if why:

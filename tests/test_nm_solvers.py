@@ -30,6 +30,12 @@ def test_supports_only_nm():
     assert "one N:M pattern" in get_solver("nm-anneal")().supports(mixed)
 
 
+def test_exact_option_limit_is_the_kernels():
+    from permsolve.solvers import _nm_kernel, nm_exact
+
+    assert nm_exact.MAX_COLS == _nm_kernel.EXACT_MAX_COLS
+
+
 def test_exact_refuses_wide_problems_with_a_reason():
     S = np.random.default_rng(0).random((4, 28))
     why = get_solver("nm-exact")().supports(nm_problem(S))

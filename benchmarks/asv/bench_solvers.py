@@ -9,26 +9,28 @@
 
 Anytime solvers run under a time limit (:data:`TIME_LIMIT`), so their
 ``time_*`` is at most that; their quality at that limit is what ``track_*``
-follows.  Sizes above 1024 for solvers other than identity and greedy take
-minutes: they run only with ``PERMSOLVE_ASV_FULL=1`` (skipped otherwise, which
-asv shows as ``n/a``).  ``PERMSOLVE_ASV_SOLVERS=a,b`` and
-``PERMSOLVE_ASV_INSTANCES=x,y`` narrow the parameter matrix.
+follows.  Sizes above 1024 for solvers other than the one-pass ones (not
+``anytime``: identity, greedy) take minutes: they run only with
+``PERMSOLVE_ASV_FULL=1`` (skipped otherwise, which asv shows as ``n/a``).
+``PERMSOLVE_ASV_SOLVERS=a,b`` and ``PERMSOLVE_ASV_INSTANCES=x,y`` narrow the
+parameter matrix.
 """
 import os
 
 import numpy as np
 
+from permsolve.bench.config import default_solvers
 from permsolve.problem import TileProblem, parse_tile
 from permsolve.problems.generators import scaled
 from permsolve.problems.library import load_suite
 from permsolve.problems.manifest import Manifest
-from permsolve.registry import get_solver, solve, solvers
+from permsolve.registry import get_solver, solve
 
 FULL = os.environ.get("PERMSOLVE_ASV_FULL") == "1"
-SOLVERS = [s for s in solvers() if s != "auto"]
+SOLVERS = default_solvers()            # every registered solver but the meta ones (auto)
 if os.environ.get("PERMSOLVE_ASV_SOLVERS"):  # narrow the matrix (the CI test uses it)
     SOLVERS = [s for s in os.environ["PERMSOLVE_ASV_SOLVERS"].split(",") if s in SOLVERS]
-FAST = ("identity", "greedy")
+FAST = tuple(s for s in SOLVERS if not get_solver(s).anytime)     # one pass: identity, greedy
 TIME_LIMIT = 2.0
 SMOKE = [i.name for i in load_suite("smoke").instances]
 if os.environ.get("PERMSOLVE_ASV_INSTANCES"):

@@ -77,7 +77,8 @@ def unsupported(cls, problem) -> str | None:
     """None if solver class ``cls`` handles ``problem``, else its reason; without constructing it.
 
     ``Solver.supports`` reads class attributes (and at most the options);
-    constructing a solver can be costly (a JIT warm-up), so ``__init__`` is skipped.
+    constructing a solver can be costly (a JIT warm-up), so its own ``__init__`` is
+    skipped (:meth:`~permsolve.registry.Solver.unprepared`, default options).
 
     Parameters
     ----------
@@ -100,10 +101,8 @@ def unsupported(cls, problem) -> str | None:
     >>> unsupported(get_solver("greedy"), p) is None, "axis=both" in unsupported(get_solver("ilp"), p)
     (True, True)
     """
-    obj = cls.__new__(cls)
-    obj.opts = dict(cls.options)
     try:
-        return obj.supports(problem)
+        return cls.unprepared().supports(problem)
     except Exception:  # a solver whose supports() needs a fully built instance
         return cls().supports(problem)
 
@@ -244,7 +243,7 @@ class SweepConfig:
         for s, opts in self.options.items():
             if s not in known:
                 raise ValueError(f"options given for unknown solver {s!r}")
-            known[s](**opts)          # unknown options fail here, before anything runs
+            known[s].unprepared(**opts)   # unknown options and bad values fail here, before anything runs
         return list(dict.fromkeys(names))
 
     def resolved_instances(self) -> tuple[list, list[str]]:

@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from permsolve.registry import get_solver
+
 from . import srinit, trp
 from ._train import accuracy, finetune
 from .flops import count, count_params, weight_layers
@@ -437,7 +439,7 @@ def compare(models=None, *, budgets=(0.3, 0.5, 0.7), quick: bool = False, best_s
                     res = run_tile(name, remove_fraction=b, solver=solver, tile=tile,
                                    budget={"": "global", "uniform": "layer", "sensitivity": "sensitivity"}[alloc],
                                    sens=sens,
-                                   time_limit=None if solver in ("identity", "greedy") else time_limit,
+                                   time_limit=time_limit if get_solver(solver).anytime else None,
                                    ft=ft, model=_load(name))
                     rows.append(_row(name, label, b, res))
                 for r in rows[-2:] if label == "trp" and "svd" in labels else rows[-1:]:
