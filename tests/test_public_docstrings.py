@@ -60,7 +60,6 @@ PENDING = {
     "solvers/_nm_common.py": "solvopts",
     "solvers/_nm_kernel.py": "solvopts",
     "solvers/auto.py": "solvopts",
-    "permsolve/torch/": "torchsplit",
     "permsolve/compress/compare.py": "drivers",
 }
 

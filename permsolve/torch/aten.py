@@ -64,7 +64,24 @@ __all__ = ["Heads", "Scores", "export_graph", "export_program", "TraceError"]
 
 
 class TraceError(RuntimeError):
-    """The model could not be traced at all (for instance data-dependent control flow)."""
+    """The model could not be traced at all (for instance data-dependent control flow).
+
+    :func:`export_program` raises it with the reason; :func:`export_graph`
+    turns it into a graph with ``traced=False`` whose ``opaque[""]`` holds
+    that reason.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Branchy(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return x * 2 if x.sum() > 0 else x   # branches on a tensor's value
+    >>> try:
+    ...     export_program(Branchy(), (torch.randn(3),))
+    ... except TraceError as e:
+    ...     print("data-dependent control flow" in str(e))
+    True
+    """
 
 
 class _AtenBuilder(_LayerOps, _ShapeOps, _AttentionOps, _AtenBase):
@@ -74,8 +91,25 @@ class _AtenBuilder(_LayerOps, _ShapeOps, _AttentionOps, _AtenBase):
 def export_program(model: nn.Module, args: tuple = (), kwargs: dict | None = None):
     """Non-strict ``torch.export`` of ``model`` in eval mode (its modes are restored).
 
-    Raises :class:`TraceError` with the reason when the model cannot be captured
-    (data-dependent control flow is refused, never guessed).
+    Parameters
+    ----------
+    model : nn.Module
+        The model; run on fake tensors in eval mode, its training flags restored afterwards.
+    args : tuple
+        Positional example inputs of ``model.forward``.
+    kwargs : dict, optional
+        Keyword example inputs (Hugging Face models: ``input_ids``, ``attention_mask``).
+
+    Returns
+    -------
+    torch.export.ExportedProgram
+        The aten graph of one forward pass, with static shapes.
+
+    Raises
+    ------
+    TraceError
+        With the reason, when the model cannot be captured (data-dependent
+        control flow is refused, never guessed).
 
     Examples
     --------
@@ -107,8 +141,23 @@ def export_graph(model: nn.Module, args: tuple = (), kwargs: dict | None = None,
                  permute_outputs: bool = False) -> ChannelGraph:
     """The :class:`~permsolve.torch.graph.ChannelGraph` of ``model`` from its aten graph.
 
-    When the model cannot be exported the graph has ``traced=False`` and
-    ``opaque[""]`` holds the reason.
+    Parameters
+    ----------
+    model : nn.Module
+        The model (not modified; exported once in eval mode, see :func:`export_program`).
+    args : tuple
+        Positional example inputs of ``model.forward``.
+    kwargs : dict, optional
+        Keyword example inputs.
+    permute_outputs : bool
+        Let the channels of the model's outputs be permuted (the outputs then
+        come back permuted; ``"output"`` bindings say how); off by default.
+
+    Returns
+    -------
+    ChannelGraph
+        The channel groups of ``model``.  When the model cannot be exported
+        the graph has ``traced=False`` and ``opaque[""]`` holds the reason.
 
     Examples
     --------

@@ -102,9 +102,49 @@ def apply_binding(mod: nn.Module, b: Binding, perm: np.ndarray) -> bool:
 def apply_permutation(model: nn.Module, group: Group, perm: np.ndarray, seen: set | None = None) -> set[str]:
     """Permute every tensor bound to ``group`` by ``perm`` (``perm[i]`` = old channel at position i).
 
-    ``seen`` collects the ``(tensor, dim, offset)`` already permuted, so that a
-    tensor shared by two modules (tied input and output embeddings) is permuted
-    once.  Returns the names of the modules whose tensors were written.
+    Weights, biases, BatchNorm running statistics and pruning masks move
+    together, in place; ``"output"`` bindings (permuted model outputs) are
+    left to the caller.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model whose modules the group's bindings name.
+    group : Group
+        A channel group of ``model`` (:func:`~permsolve.torch.graph.channel_graph`).
+    perm : (group.size,) int array
+        The new order: ``perm[i]`` is the old channel put at position ``i``.
+    seen : set, optional
+        Collects the ``(tensor, dim, offset)`` already permuted, so that a
+        tensor shared by two modules (tied input and output embeddings) is
+        permuted once; pass the same set for every group of one model.
+
+    Returns
+    -------
+    set of str
+        The names of the modules whose tensors were written.
+
+    Raises
+    ------
+    PermutationError
+        When some, not all, of a binding's tensors were already permuted through another module.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from torch import nn
+    >>> from permsolve.torch.graph import channel_graph
+    >>> _ = torch.manual_seed(0)
+    >>> m = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    >>> x = torch.randn(3, 4)
+    >>> y = m(x)
+    >>> group, = channel_graph(m, x).free_groups()
+    >>> w = m[0].weight.detach().clone()
+    >>> sorted(apply_permutation(m, group, np.array([5, 4, 3, 2, 1, 0])))
+    ['0', '2']
+    >>> torch.equal(m[0].weight, w.flip(0)), torch.allclose(m(x), y, atol=1e-6)
+    (True, True)
     """
     modules = dict(model.named_modules())
     seen = set() if seen is None else seen

@@ -64,6 +64,11 @@ class TilePruning(tprune.BasePruningMethod):
     ``PRUNING_TYPE = "global"``: the mask covers the whole tensor, and is
     combined (logical and) with any earlier mask on the same tensor.
 
+    Parameters
+    ----------
+    mask : torch.Tensor
+        Shaped like the pruned tensor: 1 keeps an entry, 0 prunes it.
+
     Examples
     --------
     >>> import torch
@@ -85,7 +90,33 @@ class TilePruning(tprune.BasePruningMethod):
 
 @dataclass
 class LayerReport:
-    """Pruning outcome of one layer."""
+    """Pruning outcome of one layer.
+
+    Attributes
+    ----------
+    name : str
+        Qualified module name.
+    shape : tuple of int
+        ``(out, in*kh*kw)``: the weight's matrix view (N:M: the ``(C_out, kh*kw*C_in)`` view).
+    tiles : int
+        Tiles of the matrix (N:M: weights).
+    tiles_pruned : int
+        Tiles (N:M: weights) the mask prunes.
+    weight_sparsity : float
+        Fraction of the weights the mask zeroes.
+    retained : float
+        Importance the mask keeps.
+    total : float
+        Importance of the whole matrix.
+
+    Examples
+    --------
+    >>> rep = LayerReport("fc", (4, 8), tiles=8, tiles_pruned=4, weight_sparsity=0.5, retained=30.0, total=40.0)
+    >>> rep.retained_fraction
+    0.75
+    >>> rep.to_dict()["shape"]
+    [4, 8]
+    """
 
     name: str
     shape: tuple[int, int]
@@ -97,9 +128,11 @@ class LayerReport:
 
     @property
     def retained_fraction(self) -> float:
+        """Fraction of the matrix's importance the mask keeps (1 for an all-zero matrix)."""
         return self.retained / self.total if self.total > 0 else 1.0
 
     def to_dict(self) -> dict:
+        """The fields and ``retained_fraction`` as a JSON-ready dict."""
         return {"name": self.name, "shape": list(self.shape), "tiles": self.tiles,
                 "tiles_pruned": self.tiles_pruned, "weight_sparsity": self.weight_sparsity,
                 "retained": self.retained, "total": self.total, "retained_fraction": self.retained_fraction}
@@ -107,7 +140,40 @@ class LayerReport:
 
 @dataclass
 class PruneReport:
-    """Per-layer achieved sparsity and retained importance, and the permutation report."""
+    """Per-layer achieved sparsity and retained importance, and the permutation report.
+
+    What :func:`prune_model` returns; ``str(report)`` is :meth:`table`.
+
+    Attributes
+    ----------
+    layers : list of LayerReport
+        One per pruned layer.
+    permute : PermuteReport or None
+        The report of the permutation, None when the solver does not permute.
+    budget : str
+        The budget that was applied (``"global"`` or ``"layer"``).
+    sparsity : float
+        The sparsity asked for.
+    tile : tuple of int
+        The tile shape ``(h, w)``.
+    seconds : float
+        Wall time of the whole call.
+    mask : str
+        The mask family.
+    skipped : dict
+        Layers left dense, with the reason (N:M: input channels not a multiple of M).
+
+    Examples
+    --------
+    >>> fc = LayerReport("fc", (4, 8), tiles=8, tiles_pruned=4, weight_sparsity=0.5, retained=30.0, total=40.0)
+    >>> rep = PruneReport([fc], budget="layer", sparsity=0.5, tile=(2, 2))
+    >>> rep.weight_sparsity, rep.retained_fraction
+    (0.5, 0.75)
+    >>> print(rep.table())
+    layer                            matrix  tiles pruned w-sparsity  retained
+    fc                              4x8          8      4      0.500     0.750
+    all                                          8      4      0.500     0.750
+    """
 
     layers: list[LayerReport] = field(default_factory=list)
     permute: PermuteReport | None = None
@@ -128,10 +194,12 @@ class PruneReport:
 
     @property
     def retained_fraction(self) -> float:
+        """Fraction of all pruned layers' importance that the masks keep."""
         tot = sum(l.total for l in self.layers)
         return sum(l.retained for l in self.layers) / tot if tot > 0 else 1.0
 
     def to_dict(self) -> dict:
+        """The report as a JSON-ready dict (layers and permutation report included)."""
         return {"budget": self.budget, "sparsity": self.sparsity, "tile": list(self.tile), "mask": self.mask,
                 "skipped": dict(self.skipped),
                 "weight_sparsity": self.weight_sparsity, "retained_fraction": self.retained_fraction,
@@ -139,6 +207,7 @@ class PruneReport:
                 "permute": self.permute.to_dict() if self.permute else None}
 
     def table(self) -> str:
+        """A text table: one line per layer, a total, then the layers left dense."""
         lines = [f"{'layer':<28} {'matrix':>10} {'tiles':>6} {'pruned':>6} {'w-sparsity':>10} {'retained':>9}"]
         for l in self.layers:
             lines.append(f"{l.name:<28} {l.shape[0]:>4}x{l.shape[1]:<5} {l.tiles:>6} {l.tiles_pruned:>6} "
@@ -162,12 +231,44 @@ def tile_masks(model: nn.Module, *, tile, sparsity: float, metric: str = "l1", b
                layers: Mapping[str, nn.Module] | None = None) -> dict[str, np.ndarray]:
     """Boolean keep-masks ``(mb, nb)`` of tiles for each prunable layer (nothing is changed).
 
+    Parameters
+    ----------
+    model : nn.Module
+        The model.
+    tile : tuple of int or str
+        Tile shape ``(h, w)`` or ``"hxw"`` over each weight's ``(out, in*kh*kw)`` view.
+    sparsity : float
+        Fraction of tiles to prune, in [0, 1].
+    metric : str
+        Importance metric of the weights (``"l1"``, ``"l2"``, ...).
+    budget : str
+        ``"global"`` (one threshold over the mean importance of the tiles of
+        all layers) or ``"layer"`` (every layer prunes ``sparsity`` of its own
+        tiles); see :data:`BUDGETS`.
+    mask : str
+        Mask family of the per-layer rule (``"global"`` or ``"row-balanced"``).
+    layer_sparsity : dict, optional
+        Module name -> sparsity; those layers follow their own sparsity whatever the budget.
+    layers : dict, optional
+        Module name -> module of the layers to mask (default: :func:`prunable_layers`).
+
+    Returns
+    -------
+    dict
+        Module name -> boolean array ``(ceil(out / h), ceil(in*kh*kw / w))``, True for a kept tile.
+
     Examples
     --------
     >>> from permsolve import zoo
     >>> m = tile_masks(zoo.load("mlp"), tile=(16, 16), sparsity=0.5, budget="layer")
     >>> {k: (v.shape, int(v.sum())) for k, v in m.items()}["fc1"]
     ((16, 4), 32)
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> tiny = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> {k: v.astype(int).tolist() for k, v in tile_masks(tiny, tile=(2, 2), sparsity=0.5).items()}
+    {'0': [[0, 0, 1, 0], [0, 1, 0, 1]], '2': [[1, 1]]}
     """
     h, w = parse_tile(tile)
     if budget not in BUDGETS:
@@ -213,9 +314,23 @@ def nm_masks(model: nn.Module, *, mask: str = "2:4", metric: str = "l1",
     ``(C_out, kh, kw, C_in)`` order: groups over input channels at every
     spatial position) keeps its N most important.
 
+    Parameters
+    ----------
+    model : nn.Module
+        The model.
+    mask : str or Mask
+        An N:M mask family, such as ``"2:4"``.
+    metric : str
+        Importance metric of the weights (``"l1"``, ``"l2"``, ...).
+    layers : dict, optional
+        Module name -> module of the layers to mask (default: :func:`prunable_layers`).
+
     Returns
     -------
-    ``(keep, skipped)``: boolean arrays shaped like each weight; ``{layer: reason}``
+    keep : dict
+        Module name -> boolean array shaped like its weight, True for a kept weight.
+    skipped : dict
+        Module name -> why N:M cannot prune it (it stays dense).
 
     Examples
     --------

@@ -24,8 +24,19 @@ class Traced:
 
     Attributes
     ----------
-    graph_module : the traced ``torch.fx.GraphModule``, or None if the top level failed
-    opaque : qualified module name -> why fx could not trace it (kept as one opaque call)
+    graph_module : torch.fx.GraphModule or None
+        The traced model, or None if its own ``forward`` could not be traced.
+    opaque : dict
+        Qualified module name -> why fx could not trace it (kept as one opaque call).
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = trace(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+    >>> type(t.graph_module).__name__, t.opaque
+    ('Sequential', {})
+    >>> Traced(None, {"": "the model's own forward cannot be traced"}).graph_module is None
+    True
     """
 
     graph_module: fx.GraphModule | None
@@ -56,6 +67,18 @@ def _graph_module(model: nn.Module, tracer: _Tracer) -> fx.GraphModule:
 
 def trace(model: nn.Module) -> Traced:
     """Trace ``model``; untraceable sub-modules become opaque calls.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model, traced symbolically by torch.fx (it is not run).
+
+    Returns
+    -------
+    Traced
+        The graph module, and the sub-modules kept as opaque calls with the
+        reason fx gave; ``graph_module`` is None (and ``opaque[""]`` says why)
+        when the model's own ``forward`` cannot be traced.
 
     Examples
     --------
