@@ -5,9 +5,11 @@ checkpoint, ``prune_model`` (solver ``identity`` = plain tile pruning),
 measure validation accuracy right away (one-shot), fine-tune briefly with the
 masks kept and measure again.  Writes, under ``--out``:
 
-- ``results.csv``: one row per configuration, written when the grid is complete
-  (rows go to ``results.partial.csv`` as they finish; an interrupted run resumes
-  from that file, and a clean checkout, which has none, reruns everything);
+- ``results.csv``: one row per configuration, written when the grid is complete;
+- ``results.sqlite``: the benchmark runner's store (:mod:`permsolve.bench.grid`): one row per finished
+  configuration, committed as it finishes; a rerun, interrupted or not, runs only the configurations
+  (with the same time limit, seed, epochs and learning rate) not in it yet, and retries failed ones.
+  A clean checkout has none (it is not committed), so it reruns everything;
 - ``run.txt``: the command, commit and wall time of the run;
 - ``results.md``: the accuracy tables;
 - ``summary.md``: per model/tile/budget, the sparsity where plain tile pruning
@@ -42,36 +44,56 @@ COLORS = {"identity": "black", "greedy": "tab:blue", "hungarian": "tab:orange", 
           "ilp": "tab:red"}
 
 
-def key(r) -> tuple:
-    return (r["model"], r["tile"], r["budget"], r["scope"], r["solver"], f"{float(r['sparsity']):.2f}")
-
-
 _WORKER: dict = {}
 
 
-def _worker_init(threads: int) -> None:
+def _worker_state(threads: int) -> dict:
+    """Per worker process: the torch threads, the batch ``prune_model`` checks on, the dense accuracies."""
     import torch
 
     from permsolve import zoo
 
     torch.set_num_threads(threads)
-    _WORKER["X_check"] = zoo.digits("train")[0][:128]
-    _WORKER["dense"] = {}
+    if not _WORKER:
+        _WORKER["X_check"] = zoo.digits("train")[0][:128]
+        _WORKER["dense"] = {}
+    return _WORKER
 
 
-def run_one(cfg: dict, opts: dict) -> dict:
-    """Prune one configuration, evaluate, fine-tune, evaluate again; return its CSV row."""
+def run_one(payload: dict) -> dict:
+    """The grid's task: prune one configuration, evaluate, fine-tune, evaluate again; return its CSV row.
+
+    Parameters
+    ----------
+    payload : a :class:`permsolve.bench.grid.TaskCell` payload: ``point`` (model, tile, budget, scope,
+        solver, sparsity), ``options`` (time_limit, seed, finetune_epochs, lr), ``settings`` (threads)
+
+    Returns
+    -------
+    dict
+        the ``results.csv`` row (:data:`FIELDS`), values formatted as written.
+
+    Examples
+    --------
+    >>> args = main_parser().parse_args(["--models", "mlp", "--tiles", "16x16", "--budgets", "global",
+    ...                                  "--solvers", "greedy", "--sparsities", "0.5", "--finetune-epochs", "0"])
+    >>> row = run_one(grid_config(args).cells()[0].payload())
+    >>> row["solver"], row["sparsity"], list(row) == FIELDS
+    ('greedy', '0.50', True)
+    """
     from permsolve import zoo
     from permsolve.torch.prune import prune_model
 
     t0 = time.perf_counter()
+    cfg, opts = payload["point"], payload["options"]
+    state = _worker_state(payload["settings"].get("threads", 1))
     name, s, solver = cfg["model"], float(cfg["sparsity"]), cfg["solver"]
-    dense = _WORKER["dense"].get(name)
+    dense = state["dense"].get(name)
     if dense is None:
-        dense = _WORKER["dense"][name] = zoo.evaluate(zoo.load(name), "val")
+        dense = state["dense"][name] = zoo.evaluate(zoo.load(name), "val")
     model = zoo.load(name)
     tl = opts["time_limit"] if solver not in ("identity", "greedy", "hungarian") else None
-    rep = prune_model(model, _WORKER["X_check"], tile=cfg["tile"], sparsity=s, solver=solver, scope=cfg["scope"],
+    rep = prune_model(model, state["X_check"], tile=cfg["tile"], sparsity=s, solver=solver, scope=cfg["scope"],
                       budget=cfg["budget"], time_limit=tl, seed=opts["seed"])
     acc1 = zoo.evaluate(model, "val")
     acc2 = float("nan")
@@ -88,56 +110,113 @@ def run_one(cfg: dict, opts: dict) -> dict:
     return row
 
 
-def run_grid(args) -> None:
-    """Run every configuration not yet in ``results.partial.csv``, ``--jobs`` at a time.
+def grid_config(args):
+    """The experiment's grid as a benchmark-runner config (:class:`permsolve.bench.grid.GridConfig`).
 
-    Rows go to ``results.partial.csv`` as they finish (an interrupted run resumes from it); when the
-    grid is complete they are written, in grid order, to ``results.csv`` and the partial file is
-    removed.  A clean checkout has no partial file, so it reruns the whole grid.
+    Parameters
+    ----------
+    args : the parsed command line (:func:`main_parser`; ``models`` filled in)
+
+    Returns
+    -------
+    permsolve.bench.grid.GridConfig
+        axes model, tile, budget, scope, solver, sparsity (in that order: ``results.csv``'s order);
+        options time_limit, seed, finetune_epochs, lr (part of each cell's key); threads; the store
+        ``<out>/results.sqlite``; ``--jobs`` workers.
+
+    Examples
+    --------
+    >>> args = main_parser().parse_args(["--models", "mlp", "--solvers", "identity", "greedy"])
+    >>> len(grid_config(args).cells())       # 3 tiles x 2 budgets x 1 scope x 2 solvers x 9 sparsities
+    108
     """
-    import concurrent.futures as cf
-    import multiprocessing as mp
+    from permsolve.bench.grid import GridConfig
+
+    return GridConfig(axes={"model": list(args.models), "tile": list(args.tiles), "budget": list(args.budgets),
+                            "scope": list(args.scopes), "solver": list(args.solvers),
+                            "sparsity": [f"{s:.2f}" for s in args.sparsities]},
+                      options={"time_limit": args.time_limit, "seed": args.seed,
+                               "finetune_epochs": args.finetune_epochs, "lr": args.lr},
+                      settings={"threads": args.threads}, db=str(args.out / "results.sqlite"), workers=args.jobs)
+
+
+def run_grid(args) -> int:
+    """Run, on the benchmark runner, every configuration not yet in ``results.sqlite``, ``--jobs`` at a time.
+
+    Each finished configuration is committed to ``results.sqlite`` (an interrupted run resumes from it;
+    failed ones are retried).  When the whole grid is stored, its rows are written in grid order to
+    ``results.csv`` and the invocation to ``run.txt`` (unless nothing ran now); otherwise the failures
+    are listed and 1 returned.
+
+    Parameters
+    ----------
+    args : the parsed command line (``models`` filled in, ``out`` created)
+
+    Returns
+    -------
+    int
+        0 when ``results.csv`` was written, 1 when configurations failed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> args = main_parser().parse_args(["--models", "mlp", "--tiles", "16x16", "--budgets", "global",
+    ...     "--solvers", "identity", "--sparsities", "0.5", "--finetune-epochs", "0", "--jobs", "1",
+    ...     "--out", tempfile.mkdtemp()])
+    >>> run_grid(args)  # doctest: +SKIP
+    1 configurations, 0 already in results.sqlite, 1 to run with 1 process(es)
+    ...
+    0
+    """
     import subprocess
 
-    partial, final = args.out / "results.partial.csv", args.out / "results.csv"
-    done = {}
-    if partial.exists():
-        with partial.open() as f:
-            done = {key(r): r for r in csv.DictReader(f)}
-    grid = [{"model": name, "tile": tile, "budget": budget, "scope": scope, "solver": solver,
-             "sparsity": f"{s:.2f}"}
-            for name in args.models for tile in args.tiles for budget in args.budgets
-            for scope in args.scopes for solver in args.solvers for s in args.sparsities]
-    todo = [c for c in grid if key(c) not in done]
-    print(f"{len(grid)} configurations, {len(grid) - len(todo)} already in {partial.name}, "
-          f"{len(todo)} to run with {args.jobs} process(es)", flush=True)
-    new = not partial.exists()
-    f = partial.open("a", newline="")
-    w = csv.DictWriter(f, FIELDS)
-    if new:
-        w.writeheader()
-    opts = {"time_limit": args.time_limit, "seed": args.seed, "finetune_epochs": args.finetune_epochs,
-            "lr": args.lr}
+    from permsolve.bench.grid import grid_results
+    from permsolve.bench.grid import run_grid as run_on_runner
+
+    cfg = grid_config(args)
+    store = Path(cfg.db).name
+    final = args.out / "results.csv"
     t_start = time.perf_counter()
-    with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                initargs=(args.threads,)) as pool:
-        futures = [pool.submit(run_one, c, opts) for c in todo]
-        for i, fut in enumerate(cf.as_completed(futures), 1):
-            row = fut.result()
-            w.writerow(row)
-            f.flush()
-            done[key(row)] = row
-            print(f"[{time.perf_counter() - t_start:7.0f}s {i}/{len(todo)}] {row['model']} {row['tile']} "
-                  f"{row['budget']} {row['scope']} {row['solver']:<9} s={float(row['sparsity']):.1f} "
-                  f"ret {float(row['retained_fraction']):.3f} acc {float(row['acc_oneshot']):.3f} "
-                  f"-> ft {float(row['acc_finetuned']):.3f}", flush=True)
-    f.close()
+    count = {"todo": 0, "done": 0}
+
+    def started(summary):
+        count["todo"] = summary.cells - summary.skipped
+        print(f"{summary.cells} configurations, {summary.skipped} already in {store}, "
+              f"{count['todo']} to run with {args.jobs} process(es)", flush=True)
+
+    def finished(db_row):
+        count["done"] += 1
+        head = f"[{time.perf_counter() - t_start:7.0f}s {count['done']}/{count['todo']}]"
+        if db_row["status"] != "ok":
+            print(f"{head} {db_row['cell']} failed: {db_row['error']}", flush=True)
+            return
+        row = db_row["info"]
+        print(f"{head} {row['model']} {row['tile']} "
+              f"{row['budget']} {row['scope']} {row['solver']:<9} s={float(row['sparsity']):.1f} "
+              f"ret {float(row['retained_fraction']):.3f} acc {float(row['acc_oneshot']):.3f} "
+              f"-> ft {float(row['acc_finetuned']):.3f}", flush=True)
+
+    task = run_one
+    if __name__ == "__main__":      # by reference, not by value: each worker process keeps its caches
+        import importlib
+
+        task = importlib.import_module("tiletrans_experiment").run_one
+    summary = run_on_runner(cfg, task, progress=False, retry_errors=True, on_start=started, on_row=finished)
+    errors = []
+    rows = grid_results(cfg, errors=errors)
+    if any(r is None for r in rows):
+        for k, e in errors:
+            print(f"failed: {k}: {e}", file=sys.stderr)
+        print(f"{sum(r is None for r in rows)} configuration(s) missing or failed (a rerun retries them): "
+              f"{final.name} not written", file=sys.stderr)
+        return 1
     with final.open("w", newline="") as g:
         wf = csv.DictWriter(g, FIELDS)
         wf.writeheader()
-        for c in grid:
-            wf.writerow(done[key(c)])
-    partial.unlink()
+        for r in rows:
+            wf.writerow(r)
+    if summary.ran == 0:          # nothing ran now: run.txt still describes the run that did
+        return 0
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True).stdout.strip()
@@ -145,8 +224,9 @@ def run_grid(args) -> None:
         commit = ""
     (args.out / "run.txt").write_text(
         f"command: python benchmarks/tiletrans_experiment.py {' '.join(sys.argv[1:])}\n"
-        f"commit: {commit or 'unknown'}\nconfigurations: {len(grid)} ({len(todo)} run now)\n"
+        f"commit: {commit or 'unknown'}\nconfigurations: {len(rows)} ({summary.ran} run now)\n"
         f"wall seconds (this invocation): {time.perf_counter() - t_start:.0f}\njobs: {args.jobs}\n")
+    return 0
 
 
 # ------------------------------------------------------------------ report
@@ -439,7 +519,14 @@ def diagnose(spec: list[str], solvers: list[str], out: Path, threads: int) -> No
         f.write("\n".join(lines) + "\n\n")
 
 
-def main(argv=None) -> int:
+def main_parser() -> argparse.ArgumentParser:
+    """The command line (``--help``).
+
+    Examples
+    --------
+    >>> main_parser().parse_args([]).solvers
+    ['identity', 'greedy', 'hungarian', 'anneal']
+    """
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=None)
     ap.add_argument("--tiles", nargs="+", default=["16x16", "32x1", "8x8"])
@@ -453,7 +540,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (1 is fastest on a busy machine)")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                    help="configurations run in parallel, one process each (default: 2, or 1 on one core)")
+                    help="configurations run in parallel, one Dask worker process each (default: 2, or 1 on one core)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "tiletrans")
     ap.add_argument("--quick", action="store_true", help="16x16, global, sparsities 0.3 0.5 0.7 0.9")
     ap.add_argument("--report-only", action="store_true")
@@ -461,7 +548,11 @@ def main(argv=None) -> int:
                     help="also write scope_comparison.md: these runs against the same configurations in CSV")
     ap.add_argument("--diagnose", nargs=4, metavar=("MODEL", "TILE", "BUDGET", "SPARSITY"),
                     help="per-layer look at one configuration (appends to diagnosis.md)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = main_parser().parse_args(argv)
     from permsolve import zoo
 
     if args.models is None:
@@ -475,7 +566,9 @@ def main(argv=None) -> int:
         diagnose(args.diagnose, args.solvers, args.out, args.threads)
         return 0
     if not args.report_only:
-        run_grid(args)
+        rc = run_grid(args)
+        if rc:
+            return rc
     rows = load_rows(args.out / "results.csv")
     write_tables(rows, args.out)
     write_summary(rows, args.out)
