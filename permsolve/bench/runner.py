@@ -124,7 +124,8 @@ def _merge(manifest, row, inst) -> list[str]:
             for c in changed]
 
 
-def _client(config):
+def _client(config, profile: bool = True):
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if config.scheduler:
@@ -133,8 +134,9 @@ def _client(config):
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
         cores = os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=config.workers or cores, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR, host="127.0.0.1")
+    with dask.config.set({"distributed.worker.profile.enabled": profile}):   # the workers take it at spawn
+        cluster = LocalCluster(n_workers=config.workers or cores, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR, host="127.0.0.1")
     return Client(cluster), cluster
 
 
@@ -195,7 +197,7 @@ def run_sweep(config, *, progress: bool = True, retry_errors: bool = False) -> S
 
 
 def run_cells(todo, fn, config, db, summary, *, args=(), progress: bool = True, on_row=None,
-              desc: str = "permsolve bench") -> None:
+              desc: str = "permsolve bench", worker_profile: bool = True) -> None:
     """Run ``fn(*args, cell.payload())`` for every cell of ``todo`` on Dask and store each row as it finishes.
 
     The one loop behind :func:`run_sweep` and :func:`permsolve.bench.grid.run_grid`:
@@ -217,6 +219,8 @@ def run_cells(todo, fn, config, db, summary, *, args=(), progress: bool = True, 
     progress : show a tqdm bar on stderr
     on_row : called with every row stored now (an exception stops the sweep; the rows stored stay)
     desc : the bar's label
+    worker_profile : keep Dask's statistical profiler on in the LocalCluster's workers (it samples the
+        running task every 10 ms, which slows tasks on a loaded machine)
 
     Examples
     --------
@@ -233,7 +237,7 @@ def run_cells(todo, fn, config, db, summary, *, args=(), progress: bool = True, 
 
     sweep_id = uuid.uuid4().hex[:12]
     cfg = {**config.to_dict(), "commit": git_commit()}
-    client, cluster = _client(config)
+    client, cluster = _client(config, profile=worker_profile)
     futures = []
     try:
         from dask.distributed import as_completed
