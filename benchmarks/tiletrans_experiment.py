@@ -5,15 +5,19 @@ checkpoint, ``prune_model`` (solver ``identity`` = plain tile pruning),
 measure validation accuracy right away (one-shot), fine-tune briefly with the
 masks kept and measure again.  Writes, under ``--out``:
 
-- ``results.csv``: one row per configuration, written when the grid is complete
-  (rows go to ``results.partial.csv`` as they finish; an interrupted run resumes
-  from that file, and a clean checkout, which has none, reruns everything);
+- ``results.csv``: one row per configuration, written when the grid is complete;
+- ``results.sqlite``: the benchmark runner's store (:mod:`permsolve.bench.grid`): one row per finished
+  configuration, committed as it finishes; a rerun, interrupted or not, runs only the configurations
+  (with the same time limit, seed, epochs and learning rate) not in it yet, and retries failed ones.
+  A clean checkout has none (it is not committed), so it reruns everything;
 - ``run.txt``: the command, commit and wall time of the run;
 - ``results.md``: the accuracy tables;
 - ``summary.md``: per model/tile/budget, the sparsity where plain tile pruning
   loses >= 10 points and what greedy and the best solver recover there, plus
   how retained importance relates to accuracy;
 - ``<model>.png``: accuracy against sparsity, one line per solver.
+
+The tables and figures are ``benchmarks/tiletrans_report.py``.
 
 Usage (from the repository root)::
 
@@ -25,23 +29,21 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from tiletrans_report import (COLORS, compare_scope, load_rows, plot, write_summary,  # noqa: E402,F401
+                              write_tables)
 
 FIELDS = ["model", "tile", "budget", "scope", "solver", "sparsity", "dense_acc", "acc_oneshot", "acc_finetuned",
           "weight_sparsity", "retained_fraction", "permuted_groups", "groups", "permute_seconds", "seconds"]
 SPARSITIES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-COLORS = {"identity": "black", "greedy": "tab:blue", "hungarian": "tab:orange", "anneal": "tab:green",
-          "ilp": "tab:red"}
-
-
 def searches(solver: str) -> bool:
     """Whether ``solver`` is a seeded search that runs until its time is up (so it gets the time limit);
     the deterministic solvers (identity, greedy, hungarian) stop on their own and run without one.
@@ -57,36 +59,56 @@ def searches(solver: str) -> bool:
     return bool(cls.anytime and cls.randomized)
 
 
-def key(r) -> tuple:
-    return (r["model"], r["tile"], r["budget"], r["scope"], r["solver"], f"{float(r['sparsity']):.2f}")
-
-
 _WORKER: dict = {}
 
 
-def _worker_init(threads: int) -> None:
+def _worker_state(threads: int) -> dict:
+    """Per worker process: the torch threads, the batch ``prune_model`` checks on, the dense accuracies."""
     import torch
 
     from permsolve import zoo
 
     torch.set_num_threads(threads)
-    _WORKER["X_check"] = zoo.digits("train")[0][:128]
-    _WORKER["dense"] = {}
+    if not _WORKER:
+        _WORKER["X_check"] = zoo.digits("train")[0][:128]
+        _WORKER["dense"] = {}
+    return _WORKER
 
 
-def run_one(cfg: dict, opts: dict) -> dict:
-    """Prune one configuration, evaluate, fine-tune, evaluate again; return its CSV row."""
+def run_one(payload: dict) -> dict:
+    """The grid's task: prune one configuration, evaluate, fine-tune, evaluate again; return its CSV row.
+
+    Parameters
+    ----------
+    payload : a :class:`permsolve.bench.grid.TaskCell` payload: ``point`` (model, tile, budget, scope,
+        solver, sparsity), ``options`` (time_limit, seed, finetune_epochs, lr), ``settings`` (threads)
+
+    Returns
+    -------
+    dict
+        the ``results.csv`` row (:data:`FIELDS`), values formatted as written.
+
+    Examples
+    --------
+    >>> args = main_parser().parse_args(["--models", "mlp", "--tiles", "16x16", "--budgets", "global",
+    ...                                  "--solvers", "greedy", "--sparsities", "0.5", "--finetune-epochs", "0"])
+    >>> row = run_one(grid_config(args).cells()[0].payload())
+    >>> row["solver"], row["sparsity"], list(row) == FIELDS
+    ('greedy', '0.50', True)
+    """
     from permsolve import zoo
     from permsolve.torch.prune import prune_model
 
+    cfg, opts = payload["point"], payload["options"]
+    state = _worker_state(payload["settings"].get("threads", 1))     # a worker's set-up: not timed
     t0 = time.perf_counter()
     name, s, solver = cfg["model"], float(cfg["sparsity"]), cfg["solver"]
-    dense = _WORKER["dense"].get(name)
+    dense = state["dense"].get(name)
     if dense is None:
-        dense = _WORKER["dense"][name] = zoo.evaluate(zoo.load(name), "val")
+        dense = state["dense"][name] = zoo.evaluate(zoo.load(name), "val")
     model = zoo.load(name)
     tl = opts["time_limit"] if searches(solver) else None
-    rep = prune_model(model, _WORKER["X_check"], tile=cfg["tile"], sparsity=s, solver=solver, scope=cfg["scope"],
+    rep = prune_model(model, state["X_check"], tile=cfg["tile"], sparsity=s, solver=solver, scope=cfg["scope"],
                       budget=cfg["budget"], time_limit=tl, seed=opts["seed"])
     acc1 = zoo.evaluate(model, "val")
     acc2 = float("nan")
@@ -103,56 +125,113 @@ def run_one(cfg: dict, opts: dict) -> dict:
     return row
 
 
-def run_grid(args) -> None:
-    """Run every configuration not yet in ``results.partial.csv``, ``--jobs`` at a time.
+def grid_config(args):
+    """The experiment's grid as a benchmark-runner config (:class:`permsolve.bench.grid.GridConfig`).
 
-    Rows go to ``results.partial.csv`` as they finish (an interrupted run resumes from it); when the
-    grid is complete they are written, in grid order, to ``results.csv`` and the partial file is
-    removed.  A clean checkout has no partial file, so it reruns the whole grid.
+    Parameters
+    ----------
+    args : the parsed command line (:func:`main_parser`; ``models`` filled in)
+
+    Returns
+    -------
+    permsolve.bench.grid.GridConfig
+        axes model, tile, budget, scope, solver, sparsity (in that order: ``results.csv``'s order);
+        options time_limit, seed, finetune_epochs, lr (part of each cell's key); threads; the store
+        ``<out>/results.sqlite``; ``--jobs`` workers.
+
+    Examples
+    --------
+    >>> args = main_parser().parse_args(["--models", "mlp", "--solvers", "identity", "greedy"])
+    >>> len(grid_config(args).cells())       # 3 tiles x 2 budgets x 1 scope x 2 solvers x 9 sparsities
+    108
     """
-    import concurrent.futures as cf
-    import multiprocessing as mp
+    from permsolve.bench.grid import GridConfig
+
+    return GridConfig(axes={"model": list(args.models), "tile": list(args.tiles), "budget": list(args.budgets),
+                            "scope": list(args.scopes), "solver": list(args.solvers),
+                            "sparsity": [f"{s:.2f}" for s in args.sparsities]},
+                      options={"time_limit": args.time_limit, "seed": args.seed,
+                               "finetune_epochs": args.finetune_epochs, "lr": args.lr},
+                      settings={"threads": args.threads}, db=str(args.out / "results.sqlite"), workers=args.jobs)
+
+
+def run_grid(args) -> int:
+    """Run, on the benchmark runner, every configuration not yet in ``results.sqlite``, ``--jobs`` at a time.
+
+    Each finished configuration is committed to ``results.sqlite`` (an interrupted run resumes from it;
+    failed ones are retried).  When the whole grid is stored, its rows are written in grid order to
+    ``results.csv`` and the invocation to ``run.txt`` (unless nothing ran now); otherwise the failures
+    are listed and 1 returned.
+
+    Parameters
+    ----------
+    args : the parsed command line (``models`` filled in, ``out`` created)
+
+    Returns
+    -------
+    int
+        0 when ``results.csv`` was written, 1 when configurations failed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> args = main_parser().parse_args(["--models", "mlp", "--tiles", "16x16", "--budgets", "global",
+    ...     "--solvers", "identity", "--sparsities", "0.5", "--finetune-epochs", "0", "--jobs", "1",
+    ...     "--out", tempfile.mkdtemp()])
+    >>> run_grid(args)  # doctest: +SKIP
+    1 configurations, 0 already in results.sqlite, 1 to run with 1 process(es)
+    ...
+    0
+    """
     import subprocess
 
-    partial, final = args.out / "results.partial.csv", args.out / "results.csv"
-    done = {}
-    if partial.exists():
-        with partial.open() as f:
-            done = {key(r): r for r in csv.DictReader(f)}
-    grid = [{"model": name, "tile": tile, "budget": budget, "scope": scope, "solver": solver,
-             "sparsity": f"{s:.2f}"}
-            for name in args.models for tile in args.tiles for budget in args.budgets
-            for scope in args.scopes for solver in args.solvers for s in args.sparsities]
-    todo = [c for c in grid if key(c) not in done]
-    print(f"{len(grid)} configurations, {len(grid) - len(todo)} already in {partial.name}, "
-          f"{len(todo)} to run with {args.jobs} process(es)", flush=True)
-    new = not partial.exists()
-    f = partial.open("a", newline="")
-    w = csv.DictWriter(f, FIELDS)
-    if new:
-        w.writeheader()
-    opts = {"time_limit": args.time_limit, "seed": args.seed, "finetune_epochs": args.finetune_epochs,
-            "lr": args.lr}
+    from permsolve.bench.grid import grid_results
+    from permsolve.bench.grid import run_grid as run_on_runner
+
+    cfg = grid_config(args)
+    store = Path(cfg.db).name
+    final = args.out / "results.csv"
     t_start = time.perf_counter()
-    with cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                initargs=(args.threads,)) as pool:
-        futures = [pool.submit(run_one, c, opts) for c in todo]
-        for i, fut in enumerate(cf.as_completed(futures), 1):
-            row = fut.result()
-            w.writerow(row)
-            f.flush()
-            done[key(row)] = row
-            print(f"[{time.perf_counter() - t_start:7.0f}s {i}/{len(todo)}] {row['model']} {row['tile']} "
-                  f"{row['budget']} {row['scope']} {row['solver']:<9} s={float(row['sparsity']):.1f} "
-                  f"ret {float(row['retained_fraction']):.3f} acc {float(row['acc_oneshot']):.3f} "
-                  f"-> ft {float(row['acc_finetuned']):.3f}", flush=True)
-    f.close()
+    count = {"todo": 0, "done": 0}
+
+    def started(summary):
+        count["todo"] = summary.cells - summary.skipped
+        print(f"{summary.cells} configurations, {summary.skipped} already in {store}, "
+              f"{count['todo']} to run with {args.jobs} process(es)", flush=True)
+
+    def finished(db_row):
+        count["done"] += 1
+        head = f"[{time.perf_counter() - t_start:7.0f}s {count['done']}/{count['todo']}]"
+        if db_row["status"] != "ok":
+            print(f"{head} {db_row['cell']} failed: {db_row['error']}", flush=True)
+            return
+        row = db_row["info"]
+        print(f"{head} {row['model']} {row['tile']} "
+              f"{row['budget']} {row['scope']} {row['solver']:<9} s={float(row['sparsity']):.1f} "
+              f"ret {float(row['retained_fraction']):.3f} acc {float(row['acc_oneshot']):.3f} "
+              f"-> ft {float(row['acc_finetuned']):.3f}", flush=True)
+
+    task = run_one
+    if __name__ == "__main__":      # by reference, not by value: each worker process keeps its caches
+        import importlib
+
+        task = importlib.import_module("tiletrans_experiment").run_one
+    summary = run_on_runner(cfg, task, progress=False, retry_errors=True, on_start=started, on_row=finished)
+    errors = []
+    rows = grid_results(cfg, errors=errors)
+    if any(r is None for r in rows):
+        for k, e in errors:
+            print(f"failed: {k}: {e}", file=sys.stderr)
+        print(f"{sum(r is None for r in rows)} configuration(s) missing or failed (a rerun retries them): "
+              f"{final.name} not written", file=sys.stderr)
+        return 1
     with final.open("w", newline="") as g:
         wf = csv.DictWriter(g, FIELDS)
         wf.writeheader()
-        for c in grid:
-            wf.writerow(done[key(c)])
-    partial.unlink()
+        for r in rows:
+            wf.writerow(r)
+    if summary.ran == 0:          # nothing ran now: run.txt still describes the run that did
+        return 0
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True).stdout.strip()
@@ -160,246 +239,9 @@ def run_grid(args) -> None:
         commit = ""
     (args.out / "run.txt").write_text(
         f"command: python benchmarks/tiletrans_experiment.py {' '.join(sys.argv[1:])}\n"
-        f"commit: {commit or 'unknown'}\nconfigurations: {len(grid)} ({len(todo)} run now)\n"
+        f"commit: {commit or 'unknown'}\nconfigurations: {len(rows)} ({summary.ran} run now)\n"
         f"wall seconds (this invocation): {time.perf_counter() - t_start:.0f}\njobs: {args.jobs}\n")
-
-
-# ------------------------------------------------------------------ report
-def load_rows(path: Path) -> list[dict]:
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        for k in ("sparsity", "dense_acc", "acc_oneshot", "acc_finetuned", "weight_sparsity", "retained_fraction"):
-            r[k] = float(r[k])
-    return rows
-
-
-def _index(rows):
-    idx = {}
-    for r in rows:
-        idx[(r["model"], r["tile"], r["budget"], r["scope"], r["solver"], round(r["sparsity"], 2))] = r
-    return idx
-
-
-def _order(values, preferred):
-    return [v for v in preferred if v in values] + sorted(v for v in values if v not in preferred)
-
-
-def write_tables(rows, out: Path) -> None:
-    idx = _index(rows)
-    lines = ["# TileTrans experiment on the digits zoo: validation accuracy (%)", "",
-             "Each cell: one-shot / after fine-tuning (one epoch) with masks kept.  Last column: retained "
-             "L1 importance of each solver, as a fraction of all importance of the pruned layers.", ""]
-    combos = sorted({(r["model"], r["tile"], r["budget"], r["scope"]) for r in rows},
-                    key=lambda c: (_order({r["model"] for r in rows}, ["mlp", "alexnet", "resnet", "concatnet"]).index(c[0]),
-                                   c[1], c[2], c[3]))
-    solvers = _order({r["solver"] for r in rows}, list(COLORS))
-    for model, tile, budget, scope in combos:
-        dense = next(r["dense_acc"] for r in rows if r["model"] == model)
-        lines += [f"## {model}, tile {tile}, budget {budget}, scope {scope} (dense {100 * dense:.1f})", "",
-                  "| sparsity | " + " | ".join(solvers) + " | retained " + " / ".join(solvers) + " |",
-                  "|---:|" + "---:|" * (len(solvers) + 1)]
-        sps = sorted({round(r["sparsity"], 2) for r in rows if (r["model"], r["tile"], r["budget"], r["scope"]) == (model, tile, budget, scope)})
-        for s in sps:
-            cells, rets = [], []
-            for sv in solvers:
-                r = idx.get((model, tile, budget, scope, sv, s))
-                if r is None:
-                    cells.append("-"); rets.append("-")
-                    continue
-                cells.append(f"{100 * r['acc_oneshot']:.1f} / {100 * r['acc_finetuned']:.1f}")
-                rets.append(f"{r['retained_fraction']:.3f}")
-            lines.append(f"| {s:.1f} | " + " | ".join(cells) + " | " + " / ".join(rets) + " |")
-        lines.append("")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-
-
-def _spearman(x, y) -> float:
-    import numpy as np
-    from scipy.stats import spearmanr
-
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
-
-
-def _s10_aggregate(at_s10: dict, perm_solvers: list[str]) -> list[str]:
-    """The README's headline: gains over identity at s10, aggregated over the cells."""
-    import numpy as np
-
-    def gains(cells, pick):
-        return np.array([pick(c) - idn for _, idn, c in cells])
-
-    def fmt(g):
-        return (f"{100 * np.median(g):+.1f} ({100 * g.mean():+.1f}), {int((g > 1e-9).sum())} / "
-                f"{int((g < -1e-9).sum())}")
-
-    lines = ["", "## Aggregated over the cells above", "",
-             "Gains over identity at s10, points of accuracy: median (mean), cells better / worse.  `best` is the "
-             "best permuting solver of each cell, picked afterwards (so it flatters); `recovered` is the median "
-             "share of identity's loss (dense - identity) that the solver wins back.", "",
-             "| phase | cells | identity's loss (median) | " + " | ".join(perm_solvers) +
-             " | best | greedy recovered | best recovered | better solver vs greedy (better / worse) |",
-             "|---|---:|---:|" + "---:|" * (len(perm_solvers) + 4)]
-    for phase, cells in at_s10.items():
-        cells = [c for c in cells if "greedy" in c[2]]
-        if not cells:
-            continue
-        loss = np.array([d - i for d, i, _ in cells])
-        per = [fmt(gains(cells, lambda c, sv=sv: c.get(sv, np.nan))) for sv in perm_solvers]
-        best = gains(cells, lambda c: max(c.values()))
-        greedy = gains(cells, lambda c: c["greedy"])
-        others = [sv for sv in perm_solvers if sv != "greedy"]
-        vs = np.array([max((c[sv] for sv in others if sv in c), default=np.nan) - c["greedy"] for _, _, c in cells])
-        lines.append(f"| {phase} | {len(cells)} | {100 * np.median(loss):.1f} | " + " | ".join(per) +
-                     f" | {fmt(best)} | {100 * np.median(greedy / loss):.0f}% | {100 * np.median(best / loss):.0f}% | "
-                     f"{int((vs > 1e-9).sum())} / {int((vs < -1e-9).sum())} |")
-    return lines
-
-
-def write_summary(rows, out: Path) -> None:
-    import numpy as np
-
-    idx = _index(rows)
-    solvers = _order({r["solver"] for r in rows}, list(COLORS))
-    perm_solvers = [s for s in solvers if s != "identity"]
-    lines = ["# Where plain tile pruning loses >= 10 points: what permutation recovers", "",
-             "s10 = smallest sparsity at which `identity` (plain tile pruning) is >= 10 points below the dense "
-             "model (one-shot, resp. after fine-tuning).  Columns give accuracy in points at s10 and the gain over "
-             "identity; `best` is the best permuting solver at that sparsity.", "",
-             "| model | tile | budget | scope | phase | s10 | dense | identity | greedy (gain) | best (gain) |",
-             "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
-    combos = sorted({(r["model"], r["tile"], r["budget"], r["scope"]) for r in rows})
-    at_s10 = {"one-shot": [], "fine-tuned": []}     # per cell: dense, identity, {solver: acc}
-    for model, tile, budget, scope in combos:
-        for phase, col in (("one-shot", "acc_oneshot"), ("fine-tuned", "acc_finetuned")):
-            sps = sorted({round(r["sparsity"], 2) for r in rows
-                          if (r["model"], r["tile"], r["budget"], r["scope"], r["solver"]) == (model, tile, budget, scope, "identity")})
-            s10 = None
-            for s in sps:
-                r = idx[(model, tile, budget, scope, "identity", s)]
-                if not math.isnan(r[col]) and r["dense_acc"] - r[col] >= 0.10:
-                    s10 = s
-                    break
-            if s10 is None:
-                lines.append(f"| {model} | {tile} | {budget} | {scope} | {phase} | none | | | | |")
-                continue
-            base = idx[(model, tile, budget, scope, "identity", s10)]
-            cells = {}
-            for sv in perm_solvers:
-                r = idx.get((model, tile, budget, scope, sv, s10))
-                if r is not None:
-                    cells[sv] = r[col]
-            at_s10[phase].append((base["dense_acc"], base[col], cells))
-            g = cells.get("greedy", float("nan"))
-            best_sv = max(cells, key=lambda k: cells[k]) if cells else None
-            best = cells.get(best_sv, float("nan"))
-            lines.append(f"| {model} | {tile} | {budget} | {scope} | {phase} | {s10:.1f} | {100 * base['dense_acc']:.1f} | "
-                         f"{100 * base[col]:.1f} | {100 * g:.1f} ({100 * (g - base[col]):+.1f}) | "
-                         f"{best_sv} {100 * best:.1f} ({100 * (best - base[col]):+.1f}) |")
-    lines += _s10_aggregate(at_s10, perm_solvers)
-    # retained importance vs accuracy
-    lines += ["", "## Does more retained importance mean more accuracy?", "",
-              "Per model: over all (tile, budget, scope, sparsity) cells, the gain of each permuting solver over "
-              "identity in retained importance (points of the total) and in one-shot accuracy (points); "
-              "Spearman rank correlation between the two gains, and the share of cells where the solver "
-              "retains more but is less accurate.", "",
-              "| model | solver | cells | mean retained gain | mean acc gain (one-shot) | mean acc gain (fine-tuned) | "
-              "Spearman(ret gain, acc gain) | more retained but less accurate |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for model in sorted({r["model"] for r in rows}):
-        for sv in perm_solvers:
-            dr, da, df = [], [], []
-            for r in rows:
-                if r["model"] != model or r["solver"] != sv:
-                    continue
-                b = idx.get((model, r["tile"], r["budget"], r["scope"], "identity", round(r["sparsity"], 2)))
-                if b is None:
-                    continue
-                dr.append(r["retained_fraction"] - b["retained_fraction"])
-                da.append(r["acc_oneshot"] - b["acc_oneshot"])
-                df.append(r["acc_finetuned"] - b["acc_finetuned"])
-            if not dr:
-                continue
-            dr, da, df = map(np.asarray, (dr, da, df))
-            worse = float(np.mean((dr > 1e-9) & (da < 0)))
-            lines.append(f"| {model} | {sv} | {len(dr)} | {100 * dr.mean():+.2f} | {100 * da.mean():+.2f} | "
-                         f"{100 * (np.nanmean(df) if np.isfinite(df).any() else np.nan):+.2f} | {_spearman(dr, da):.2f} | "
-                         f"{100 * worse:.0f}% |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-
-
-def compare_scope(rows, other_csv: Path, out: Path) -> None:
-    """``scope_comparison.md``: these runs against the same configurations in ``other_csv``
-    (other scope), paired by model, tile, budget, solver and sparsity."""
-    import numpy as np
-
-    other = {(r["model"], r["tile"], r["budget"], r["solver"], round(r["sparsity"], 2)): r
-             for r in load_rows(other_csv)}
-    pairs = []
-    for r in rows:
-        o = other.get((r["model"], r["tile"], r["budget"], r["solver"], round(r["sparsity"], 2)))
-        if r["solver"] != "identity" and o is not None and o["scope"] != r["scope"]:
-            pairs.append((r, o))
-    if not pairs:
-        return
-    dr = np.array([r["retained_fraction"] - o["retained_fraction"] for r, o in pairs])
-    lines = [f"# Scope {pairs[0][0]['scope']} (these runs) against {pairs[0][1]['scope']} ({other_csv})", "",
-             f"{len(pairs)} paired runs (same model, tile, budget, solver, sparsity).  Retained importance "
-             f"difference: largest {100 * np.abs(dr).max():.2f} points, mean {100 * dr.mean():+.2f}.", "",
-             "| phase | median change | mean change | better / worse |", "|---|---:|---:|---:|"]
-    for phase, col in (("one-shot", "acc_oneshot"), ("fine-tuned", "acc_finetuned")):
-        d = np.array([r[col] - o[col] for r, o in pairs])
-        lines.append(f"| {phase} | {100 * np.median(d):+.1f} | {100 * d.mean():+.1f} | "
-                     f"{int((d > 1e-9).sum())} / {int((d < -1e-9).sum())} |")
-    d = sorted(pairs, key=lambda p: p[0]["acc_oneshot"] - p[1]["acc_oneshot"])
-    lines += ["", "Largest one-shot changes:", ""]
-    for r, o in d[:2] + d[-2:]:
-        lines.append(f"- {r['model']} {r['tile']} {r['budget']} {r['solver']} s = {r['sparsity']:.1f}: "
-                     f"{100 * o['acc_oneshot']:.1f} ({o['scope']}) -> {100 * r['acc_oneshot']:.1f} ({r['scope']})")
-    (out / "scope_comparison.md").write_text("\n".join(lines) + "\n")
-
-
-def plot(rows, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    for model in sorted({r["model"] for r in rows}):
-        mine = [r for r in rows if r["model"] == model]
-        tiles = _order({r["tile"] for r in mine}, ["16x16", "32x1", "8x8"])
-        budgets = _order({r["budget"] for r in mine}, ["global", "layer"])
-        scopes = _order({r["scope"] for r in mine}, ["layer", "group"])
-        panels = [(b, sc) for b in budgets for sc in scopes]
-        fig, axes = plt.subplots(len(panels), len(tiles), figsize=(4.2 * len(tiles), 3.4 * len(panels)),
-                                 squeeze=False, sharey=True)
-        dense = mine[0]["dense_acc"]
-        for i, (budget, scope) in enumerate(panels):
-            for j, tile in enumerate(tiles):
-                ax = axes[i][j]
-                for sv in _order({r["solver"] for r in mine}, list(COLORS)):
-                    pts = sorted((r["sparsity"], r["acc_oneshot"], r["acc_finetuned"]) for r in mine
-                                 if (r["tile"], r["budget"], r["scope"], r["solver"]) == (tile, budget, scope, sv))
-                    if not pts:
-                        continue
-                    x = [p[0] for p in pts]
-                    ax.plot(x, [100 * p[1] for p in pts], "-o", ms=3, color=COLORS.get(sv), label=f"{sv} one-shot")
-                    ax.plot(x, [100 * p[2] for p in pts], "--", color=COLORS.get(sv), alpha=0.7,
-                            label=f"{sv} fine-tuned")
-                ax.axhline(100 * dense, color="grey", lw=0.8, ls=":")
-                ax.set_title(f"tile {tile}, budget {budget}" + (f", scope {scope}" if len(scopes) > 1 else ""),
-                             fontsize=9)
-                ax.set_xlabel("tile sparsity")
-                if j == 0:
-                    ax.set_ylabel("validation accuracy (%)")
-                ax.set_ylim(0, 100)
-                ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=7, loc="lower left")
-        fig.suptitle(f"{model}: tile pruning with and without permutation (dotted: dense)", fontsize=11)
-        fig.tight_layout()
-        fig.savefig(out / f"{model}.png", dpi=90)
-        plt.close(fig)
+    return 0
 
 
 def diagnose(spec: list[str], solvers: list[str], out: Path, threads: int) -> None:
@@ -454,7 +296,14 @@ def diagnose(spec: list[str], solvers: list[str], out: Path, threads: int) -> No
         f.write("\n".join(lines) + "\n\n")
 
 
-def main(argv=None) -> int:
+def main_parser() -> argparse.ArgumentParser:
+    """The command line (``--help``).
+
+    Examples
+    --------
+    >>> main_parser().parse_args([]).solvers
+    ['identity', 'greedy', 'hungarian', 'anneal']
+    """
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=None)
     ap.add_argument("--tiles", nargs="+", default=["16x16", "32x1", "8x8"])
@@ -468,7 +317,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (1 is fastest on a busy machine)")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                    help="configurations run in parallel, one process each (default: 2, or 1 on one core)")
+                    help="configurations run in parallel, one Dask worker process each (default: 2, or 1 on one core)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "tiletrans")
     ap.add_argument("--quick", action="store_true", help="16x16, global, sparsities 0.3 0.5 0.7 0.9")
     ap.add_argument("--report-only", action="store_true")
@@ -476,7 +325,11 @@ def main(argv=None) -> int:
                     help="also write scope_comparison.md: these runs against the same configurations in CSV")
     ap.add_argument("--diagnose", nargs=4, metavar=("MODEL", "TILE", "BUDGET", "SPARSITY"),
                     help="per-layer look at one configuration (appends to diagnosis.md)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = main_parser().parse_args(argv)
     from permsolve import zoo
 
     if args.models is None:
@@ -490,7 +343,9 @@ def main(argv=None) -> int:
         diagnose(args.diagnose, args.solvers, args.out, args.threads)
         return 0
     if not args.report_only:
-        run_grid(args)
+        rc = run_grid(args)
+        if rc:
+            return rc
     rows = load_rows(args.out / "results.csv")
     write_tables(rows, args.out)
     write_summary(rows, args.out)

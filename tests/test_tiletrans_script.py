@@ -1,5 +1,6 @@
-"""``benchmarks/tiletrans_experiment.py``: one command runs the grid, resumes from its partial file,
-and a finished grid (a clean checkout's committed ``results.csv``) does not stop a rerun."""
+"""``benchmarks/tiletrans_experiment.py``: one command runs the grid on the benchmark runner, resumes
+from the runner's store (``results.sqlite``), and a finished grid (a clean checkout's committed
+``results.csv``, without the store) does not stop a rerun."""
 import csv
 import importlib
 import sys
@@ -34,25 +35,26 @@ def test_grid_runs_resumes_and_reruns(script, tmp_path, capsys):
     out.mkdir()
     # a stale finished grid, as in a clean checkout: must not be taken as done
     (out / "results.csv").write_text(",".join(script.FIELDS) + "\n")
-    # an interrupted run: one of the four configurations already in the partial file
-    first = {"model": "mlp", "tile": "16x16", "budget": "global", "scope": "layer", "solver": "identity",
-             "sparsity": "0.50"}
-    script._worker_init(1)
-    done = script.run_one(first, {"time_limit": 0.2, "seed": 0, "finetune_epochs": 0, "lr": 1e-3})
-    with (out / "results.partial.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, script.FIELDS)
-        w.writeheader()
-        w.writerow(done)
+    # an interrupted run: one of the four configurations already in the store
+    first = [a for a in ARGS if a not in ("greedy", "0.7")]
+    assert script.main(first + ["--out", str(out)]) == 0
+    assert "1 configurations, 0 already in results.sqlite, 1 to run" in capsys.readouterr().out
+    done = rows(out / "results.csv")[0]
     assert script.main(ARGS + ["--out", str(out)]) == 0
-    assert "4 configurations, 1 already in results.partial.csv, 3 to run" in capsys.readouterr().out
+    assert "4 configurations, 1 already in results.sqlite, 3 to run" in capsys.readouterr().out
     got = rows(out / "results.csv")
     assert [(r["solver"], r["sparsity"]) for r in got] == [("identity", "0.50"), ("identity", "0.70"),
                                                           ("greedy", "0.50"), ("greedy", "0.70")]
-    assert got[0]["acc_oneshot"] == done["acc_oneshot"]          # the resumed row is kept as it was
-    assert not (out / "results.partial.csv").exists()
+    assert got[0] == done                                        # the resumed row is kept as it was
     assert "configurations: 4 (3 run now)" in (out / "run.txt").read_text()
     for name in ("results.md", "summary.md", "mlp.png"):
         assert (out / name).stat().st_size > 0
     # greedy permutes: it retains more importance than plain tile pruning here
     ret = {(r["solver"], r["sparsity"]): float(r["retained_fraction"]) for r in got}
     assert ret[("greedy", "0.50")] > ret[("identity", "0.50")]
+    # a failing configuration is stored as an error: no results.csv, and a rerun retries it
+    (out / "results.csv").unlink()
+    bad = ARGS[:ARGS.index("--solvers") + 1] + ["nosuch"] + ARGS[ARGS.index("--sparsities"):]
+    assert script.main(bad + ["--out", str(out)]) == 1
+    err = capsys.readouterr()
+    assert "failed" in err.out and "not written" in err.err and not (out / "results.csv").exists()

@@ -2,6 +2,8 @@
 
 * :mod:`~permsolve.bench.config` describes a sweep (:class:`SweepConfig`),
 * :mod:`~permsolve.bench.runner` runs it on Dask and stores each finished cell,
+* :mod:`~permsolve.bench.grid` runs other grids (model-level cells: a task
+  function per cell) on the same runner and store,
 * :mod:`~permsolve.bench.db` is the SQLite results database,
 * :mod:`~permsolve.bench.report` turns the database into tables and plots,
 * :mod:`~permsolve.bench.auto` picks a solver from the stored results
@@ -16,8 +18,10 @@ Examples
 """
 from .config import Cell, SweepConfig, load_config
 from .db import ResultsDB
+from .grid import GridConfig, TaskCell, run_grid
 
-__all__ = ["SweepConfig", "Cell", "load_config", "ResultsDB", "run_sweep", "write_report"]
+__all__ = ["SweepConfig", "Cell", "load_config", "ResultsDB", "run_sweep", "write_report", "GridConfig", "TaskCell",
+           "run_grid"]
 
 
 def run_sweep(config, **kw):

@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-__all__ = ["run_cell", "run_sweep", "SweepSummary"]
+__all__ = ["run_cell", "run_cells", "run_sweep", "SweepSummary"]
 
 
 def _now() -> str:
@@ -188,7 +188,8 @@ def _merge(manifest, row, inst) -> list[str]:
             for c in changed]
 
 
-def _client(config):
+def _client(config, profile: bool = True):
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if config.scheduler:
@@ -197,8 +198,9 @@ def _client(config):
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
         cores = os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=config.workers or cores, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR, host="127.0.0.1")
+    with dask.config.set({"distributed.worker.profile.enabled": profile}):   # the workers take it at spawn
+        cluster = LocalCluster(n_workers=config.workers or cores, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR, host="127.0.0.1")
     return Client(cluster), cluster
 
 
@@ -242,7 +244,6 @@ def run_sweep(config, *, progress: bool = True, retry_errors: bool = False) -> S
     from permsolve.problems.manifest import Manifest
 
     from .db import ResultsDB
-    from .env import git_commit
 
     t0 = time.perf_counter()
     cells = config.cells()
@@ -260,49 +261,96 @@ def run_sweep(config, *, progress: bool = True, retry_errors: bool = False) -> S
         if not todo:
             summary.seconds = time.perf_counter() - t0
             return summary
-        sweep_id = uuid.uuid4().hex[:12]
-        cfg = {**config.to_dict(), "commit": git_commit()}
+
+        def on_row(row):
+            if row["status"] == "ok":
+                changes = _merge(manifest, row, _instance_of(row))
+                if changes:
+                    manifest.save()
+                    summary.improved += changes
+
         # big budgets first: the long cells start early and the last ones to finish are short
         todo.sort(key=lambda c: (-c.budget, c.instance.name, c.solver, c.seed))
-        client, cluster = _client(config)
-        futures = []
-        try:
-            from dask.distributed import as_completed
-
-            futures = [client.submit(run_cell, c.payload(), key=f"permsolve-cell-{uuid.uuid4().hex}", pure=False)
-                       for c in todo]
-            bar = _bar(len(todo), progress)
-            for fut in as_completed(futures):
-                try:
-                    row = fut.result()
-                except Exception as e:   # the worker died (KilledWorker, out of memory): store why
-                    row = _lost_row(todo[futures.index(fut)], e)
-                row.update(sweep=sweep_id, config=cfg)
-                if not db.insert(row):
-                    summary.concurrent += 1
-                else:
-                    summary.ran += 1
-                    summary.errors += row["status"] != "ok"
-                    if row["status"] == "ok":
-                        changes = _merge(manifest, row, _instance_of(row))
-                        if changes:
-                            manifest.save()
-                            summary.improved += changes
-                bar.set_postfix_str(f"{row['instance'][:28]} {row['solver']} {row['status']}", refresh=False)
-                bar.update(1)
-                fut.release()
-            bar.close()
-        finally:
-            for f in futures:
-                f.cancel()
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        run_cells(todo, run_cell, config, db, summary, progress=progress, on_row=on_row)
         summary.improved += sync_manifest(db, manifest)
     finally:
         db.close()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def run_cells(todo, fn, config, db, summary, *, args=(), progress: bool = True, on_row=None,
+              desc: str = "permsolve bench", worker_profile: bool = True) -> None:
+    """Run ``fn(*args, cell.payload())`` for every cell of ``todo`` on Dask and store each row as it finishes.
+
+    The one loop behind :func:`run_sweep` and :func:`permsolve.bench.grid.run_grid`:
+    it starts the client (``config.scheduler`` or a LocalCluster of
+    ``config.workers`` processes), submits every cell, and as each one completes
+    inserts its row (with the sweep id and ``config.to_dict()`` plus the commit)
+    in its own transaction, then calls ``on_row(row)`` for the rows it stored.
+    A worker that died leaves a ``status="error"`` row.  ``summary``'s
+    ``ran``, ``errors`` and ``concurrent`` counts are updated in place.
+
+    Parameters
+    ----------
+    todo : cells (``.key``, ``.payload()``) not yet in ``db``
+    fn : picklable worker function; returns one database row (``permsolve.bench.db.COLUMNS``)
+    config : a sweep config (``scheduler``, ``workers``, ``to_dict()``)
+    db : the open :class:`~permsolve.bench.db.ResultsDB`
+    summary : the :class:`SweepSummary` to update
+    args : arguments passed to ``fn`` before the payload
+    progress : show a tqdm bar on stderr
+    on_row : called with every row stored now (an exception stops the sweep; the rows stored stay)
+    desc : the bar's label
+    worker_profile : keep Dask's statistical profiler on in the LocalCluster's workers (it samples the
+        running task every 10 ms, which slows tasks on a loaded machine)
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from permsolve.bench.config import SweepConfig
+    >>> from permsolve.bench.db import ResultsDB
+    >>> cfg = SweepConfig(instances=["gauss-64x64-t8x8-s50-0"], solvers=["greedy"], budgets=[1], workers=1)
+    >>> db, summary = ResultsDB(os.path.join(tempfile.mkdtemp(), "r.sqlite")), SweepSummary()
+    >>> run_cells(cfg.cells(), run_cell, cfg, db, summary, progress=False)  # doctest: +SKIP
+    >>> summary.ran, db.count()  # doctest: +SKIP
+    (1, 1)
+    """
+    from .env import git_commit
+
+    sweep_id = uuid.uuid4().hex[:12]
+    cfg = {**config.to_dict(), "commit": git_commit()}
+    client, cluster = _client(config, profile=worker_profile)
+    futures = []
+    try:
+        from dask.distributed import as_completed
+
+        futures = [client.submit(fn, *args, c.payload(), key=f"permsolve-cell-{uuid.uuid4().hex}", pure=False)
+                   for c in todo]
+        bar = _bar(len(todo), progress, desc)
+        for fut in as_completed(futures):
+            try:
+                row = fut.result()
+            except Exception as e:   # the worker died (KilledWorker, out of memory): store why
+                row = _lost_row(todo[futures.index(fut)], e)
+            row.update(sweep=sweep_id, config=cfg)
+            if not db.insert(row):
+                summary.concurrent += 1
+            else:
+                summary.ran += 1
+                summary.errors += row["status"] != "ok"
+                if on_row is not None:
+                    on_row(row)
+            bar.set_postfix_str(f"{row['instance'][:28]} {row['solver']} {row['status']}", refresh=False)
+            bar.update(1)
+            fut.release()
+        bar.close()
+    finally:
+        for f in futures:
+            f.cancel()
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _instance_of(row):
@@ -312,6 +360,8 @@ def _instance_of(row):
 
 
 def _lost_row(cell, exc) -> dict:
+    if hasattr(cell, "lost_row"):          # a grid cell knows its own columns
+        return cell.lost_row(exc)
     inst = cell.instance
     return {"cell": cell.key, "instance": inst.name, "family": inst.family, "tile": "x".join(map(str, inst.tile)),
             "sparsity": inst.sparsity, "mask": inst.mask, "axis": inst.axis, "solver": cell.solver,
@@ -320,8 +370,7 @@ def _lost_row(cell, exc) -> dict:
             "finished_at": _now()}
 
 
-def _bar(total: int, enabled: bool):
+def _bar(total: int, enabled: bool, desc: str = "permsolve bench"):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="cell", disable=not enabled, dynamic_ncols=True, smoothing=0.1,
-                desc="permsolve bench")
+    return tqdm(total=total, unit="cell", disable=not enabled, dynamic_ncols=True, smoothing=0.1, desc=desc)

@@ -7,8 +7,11 @@
 - :mod:`permsolve.compress.trp`: TRP, trained rank pruning (periodic SVD
   projection, nuclear-norm term, decomposition into two layers) and the
   truncated-SVD baseline.
-- :mod:`permsolve.compress.compare`: the pipelines behind ``permsolve compress``
-  and ``permsolve compare``.
+- :mod:`permsolve.compress.pipelines`: the three pipelines (SR-init, TRP, tile
+  pruning, each with the same fine-tune) behind ``permsolve compress``.
+- :mod:`permsolve.compress.compare`: all of them at matched budgets, behind
+  ``permsolve compare`` (it re-exports the pipelines);
+  :mod:`permsolve.compress.report` writes its table and plot.
 """
 from .flops import Counts, count, count_flops, count_params
 
