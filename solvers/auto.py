@@ -73,6 +73,16 @@ def table_path():
 def load_table(table=None) -> dict:
     """The table: a dict as given, a path, or :func:`table_path`; ``{"entries": []}`` if there is none.
 
+    Parameters
+    ----------
+    table : dict, str, Path or None
+        the table itself, a JSON file holding it, or None for the packaged one (:func:`table_path`)
+
+    Returns
+    -------
+    dict
+        the table, with its ``entries`` list
+
     Examples
     --------
     >>> load_table({"entries": []})
@@ -93,6 +103,16 @@ def problem_features(problem) -> dict:
 
     ``axis`` is ``rows``, ``cols`` or ``both`` for one matrix, ``coupled`` for
     several; tile and mask are the first member's.
+
+    Parameters
+    ----------
+    problem : TileProblem
+        the problem to describe
+
+    Returns
+    -------
+    dict
+        ``{"entries": int, "tile": (h, w), "mask": str, "axis": str}``
 
     Examples
     --------
@@ -230,6 +250,25 @@ def _family_of(spec) -> str | None:
 
 @register
 class Auto(Solver):
+    """Pick and run the solver stored benchmark results rank best for this problem.
+
+    Pick the solver for this problem and time limit from stored benchmark results (:func:`choose`)
+    and run it; a mask family without results goes to that family's anytime specialist.
+
+    Parameters
+    ----------
+    **options
+        the solver's options: the fields of :class:`Options` (unknown ones are an error)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem, solve
+    >>> p = TileProblem.from_matrix(np.random.default_rng(0).random((16, 16)), tile=(4, 4), sparsity=0.5)
+    >>> r = solve(p, "auto")
+    >>> r.solver, r.retained >= p.evaluate(), r.retained <= r.bound
+    ('auto', True, True)
+    """
     name = "auto"
     description = "pick the best solver for this problem and time limit from stored benchmark results"
     anytime = True

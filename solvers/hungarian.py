@@ -22,6 +22,25 @@ __all__ = ["Hungarian"]
 
 @register
 class Hungarian(Solver):
+    """Alternating assignment: best mask, then best order for it, until a round gains nothing.
+
+    Alternate the best mask for the current order with the best order for that mask (a linear
+    assignment per permutation), from TileTrans's order, until a round gains nothing.
+
+    Parameters
+    ----------
+    **options
+        the solver's options: the fields of :class:`Options` (unknown ones are an error)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem, solve
+    >>> p = TileProblem.from_matrix(np.random.default_rng(0).random((16, 16)), tile=(4, 4), sparsity=0.5)
+    >>> r = solve(p, "hungarian")
+    >>> r.solver, r.retained >= p.evaluate(), r.retained <= r.bound
+    ('hungarian', True, True)
+    """
     name = "hungarian"
     description = "alternate best mask / best permutation (linear assignment) until no gain"
     anytime = True

@@ -42,6 +42,25 @@ __all__ = ["NMAnneal"]
 
 @register
 class NMAnneal(Solver):
+    """N:M column permutation by annealing over column swaps and exact group re-partitions.
+
+    Column permutation for N:M masks: annealing over column swaps between groups, with exact
+    re-partitions of 2 or 3 groups at a time (see the module docstring for the options).
+
+    Parameters
+    ----------
+    **options
+        the solver's options: the fields of :class:`Options` (unknown ones are an error)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem, solve
+    >>> p = TileProblem.from_matrix(np.random.default_rng(0).random((8, 16)), mask="2:4", sparsity=0.5)
+    >>> r = solve(p, "nm-anneal", rounds=2)
+    >>> r.solver, r.retained >= p.evaluate(), r.retained <= r.bound
+    ('nm-anneal', True, True)
+    """
     name = "nm-anneal"
     description = "N:M: annealing over cross-group column swaps plus exact 2-3 group re-partitions"
     anytime = True

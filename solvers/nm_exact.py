@@ -46,6 +46,18 @@ def dp_transitions(cols: int, m: int) -> int:
     A subset ``U`` of ``k*m`` columns is reached only if it holds columns ``0 .. k-1``;
     from it ``C(cols - k*m - 1, m - 1)`` groups hold the lowest free column.
 
+    Parameters
+    ----------
+    cols : int
+        number of columns
+    m : int
+        group size (the M of N:M)
+
+    Returns
+    -------
+    int
+        the bound on the number of transitions (the DP's work)
+
     Examples
     --------
     >>> dp_transitions(16, 4) >= 181350
@@ -59,6 +71,25 @@ def dp_transitions(cols: int, m: int) -> int:
 
 @register
 class NMExact(Solver):
+    """Proven optimal N:M column permutation by dynamic programming over column subsets.
+
+    Proven optimal column permutation for N:M masks by dynamic programming over column subsets
+    (problems with at most ``MAX_COLS`` columns).
+
+    Parameters
+    ----------
+    **options
+        the solver's options: the fields of :class:`Options` (unknown ones are an error)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem, solve
+    >>> p = TileProblem.from_matrix(np.random.default_rng(0).random((8, 8)), mask="2:4", sparsity=0.5)
+    >>> r = solve(p, "nm-exact")
+    >>> r.solver, r.retained >= p.evaluate(), r.retained <= r.bound
+    ('nm-exact', True, True)
+    """
     name = "nm-exact"
     description = "N:M: proven optimal column permutation by DP over column subsets (narrow problems)"
     exact = True

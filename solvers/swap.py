@@ -56,7 +56,24 @@ _KERNELS: dict[str, object] = {}
 
 
 def load_kernel(kind: str = "numba"):
-    """The kernel module: ``"numba"`` (compiled, cached on disk) or ``"python"`` (plain Python)."""
+    """The kernel module: ``"numba"`` (compiled, cached on disk) or ``"python"`` (plain Python).
+
+    Parameters
+    ----------
+    kind : str
+        ``"numba"`` or ``"python"``
+
+    Returns
+    -------
+    module
+        the kernel, with the same functions in either kind
+
+    Examples
+    --------
+    >>> k = load_kernel("python")
+    >>> hasattr(k, "group_scores")
+    True
+    """
     return load_kernel_module("_swap_kernel", kind, _KERNELS, "swap: ")
 
 
@@ -106,9 +123,11 @@ class SwapState:
 
     @property
     def mb(self) -> int:
+        """Number of tile rows (groups of rows)."""
         return self.grp.shape[0]
 
     def perm(self) -> np.ndarray:
+        """The current permutation (a copy): the original row at each position."""
         return self.grp.ravel()[: self.m].copy()
 
     def scores(self) -> np.ndarray:
@@ -122,6 +141,7 @@ class SwapState:
         return self.mask.retained(self.scores(), self.s)
 
     def update_tau(self) -> None:
+        """Recompute the threshold objective's cut from the current tile scores."""
         T, mb, nb = self.T, *self.T.shape
         big = 2.0 * float(np.abs(T).max()) + 1.0
         if isinstance(self.mask, RowBalancedMask):
@@ -173,6 +193,25 @@ def _kick(perm: np.ndarray, h: int, share: float, rng: np.random.Generator) -> n
 
 @register
 class Swap(Solver):
+    """Row swaps between pairs of tile rows, with an exact assignment step when stuck.
+
+    Local search by row swaps between pairs of tile rows under a threshold objective (numba), with
+    an exact assignment step when no swap gains (see the module docstring).
+
+    Parameters
+    ----------
+    **options
+        the solver's options: the fields of :class:`Options` (unknown ones are an error)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem, solve
+    >>> p = TileProblem.from_matrix(np.random.default_rng(0).random((16, 16)), tile=(4, 4), sparsity=0.5)
+    >>> r = solve(p, "swap", rounds=2)
+    >>> r.solver, r.retained >= p.evaluate(), r.retained <= r.bound
+    ('swap', True, True)
+    """
     name = "swap"
     description = "row swaps between pairs of tile rows, threshold objective (numba); exact assignment step when stuck"
     anytime = True

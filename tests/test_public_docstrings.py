@@ -52,15 +52,6 @@ PENDING = {
     "solvers/ilp.py": "ilp",
     "solvers/anneal.py": "kernel",
     "solvers/_anneal_kernel.py": "kernel",
-    "solvers/hungarian.py": "solvopts",
-    "solvers/swap.py": "solvopts",
-    "solvers/_swap_kernel.py": "solvopts",
-    "solvers/nm_anneal.py": "solvopts",
-    "solvers/nm_exact.py": "solvopts",
-    "solvers/_nm_common.py": "solvopts",
-    "solvers/_nm_kernel.py": "solvopts",
-    "solvers/auto.py": "solvopts",
-    "permsolve/compress/compare.py": "drivers",
 }
 
 #: the packages whose modules make up the public API

@@ -156,6 +156,18 @@ def run_task(task, payload: dict) -> dict:
 
     Never raises for a failing task: the row then has ``status="error"`` and the message.
 
+    Parameters
+    ----------
+    task : callable
+        ``task(payload) -> dict``, the cell's work
+    payload : dict
+        the cell's :meth:`TaskCell.payload`
+
+    Returns
+    -------
+    dict
+        the database row: the cell's key fields, ``status``, ``info`` (or ``error``), timing and environment
+
     Examples
     --------
     >>> cell = GridConfig(axes={"x": [2]}).cells()[0]

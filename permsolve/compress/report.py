@@ -72,8 +72,9 @@ def write_table(rows: list[dict], out_dir: Path, *, meta: dict | None = None) ->
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    """Accuracy against parameters kept, one line per method, one column per model
-    (top: after fine-tuning; bottom: right after compression).
+    """Plot accuracy against parameters kept, one line per method, one column per model.
+
+    Top row: after fine-tuning; bottom row: right after compression.
 
     Parameters
     ----------
