@@ -70,7 +70,23 @@ _WARM: dict[str, float] = {}
 
 
 def load_kernel(kind: str = "numba"):
-    """The kernel module: ``"numba"`` (compiled, cached on disk) or ``"python"`` (plain Python)."""
+    """The kernel module: ``"numba"`` (compiled, cached on disk) or ``"python"`` (plain Python).
+
+    Parameters
+    ----------
+    kind : ``"numba"`` or ``"python"``
+
+    Returns
+    -------
+    module
+        :mod:`permsolve.solvers._anneal_kernel`, or its plain-Python copy (which loads the
+        plain-Python copies of the kernel's other files)
+
+    Examples
+    --------
+    >>> load_kernel("python").run_moves.__module__
+    'permsolve.solvers._anneal_kernel_python'
+    """
     return load_kernel_module("_anneal_kernel", kind, _KERNELS, "anneal: ")
 
 
@@ -110,6 +126,13 @@ class AnnealState:
     problem : the problem (masks ``global`` or ``row-balanced``)
     perms : the permutations to start from
     kernel : ``"numba"`` or ``"python"``
+
+    Attributes
+    ----------
+    data, masks, walk, scratch : the kernel's state, the named tuples of
+        :mod:`permsolve.solvers._anneal_kernel` (what the moves only read; the tile
+        scores, profiles and masks; the permutations, best values and counters; work arrays)
+    stats : ``walk.stats``, the counters (``ST_*`` of the kernel module ``k``)
 
     Examples
     --------
@@ -155,7 +178,7 @@ class AnnealState:
             mem[mi, K.M_SOFF], mem[mi, K.M_TOFF] = s_off, t_off
             mem[mi, K.M_ROFF] = r_off if m.rows is not None else -1
             mem[mi, K.M_COFF] = c_off if m.cols is not None else -1
-            mem[mi, [K.M_GLOBAL, K.M_K, K.M_GOFF, K.M_NGROUPS, K.M_GS]] = glob, kk, g_off, ng, gs
+            mem[mi, [K.M_GLOBAL, K.M_K, K.M_GOFF]] = glob, kk, g_off
             s_off += rows * cols
             t_off += mb * nb
             g_off += ng
@@ -167,14 +190,9 @@ class AnnealState:
                 binds.append((pidx[m.cols], mi, 1, m.col_unit))
             max_gs = max(max_gs, gs)
             max_tiles = max(max_tiles, mb * nb)
-        self.mem = mem
         self.n_groups = g_off
         binds.sort(key=lambda b: b[0])
         nbind = len(binds)
-        self.bind_off = np.searchsorted([b[0] for b in binds], np.arange(len(self.names) + 1)).astype(np.int64)
-        self.bind_mem = np.array([b[1] for b in binds], dtype=np.int64)
-        self.bind_axis = np.array([b[2] for b in binds], dtype=np.int64)
-        self.bind_unit = np.array([b[3] for b in binds], dtype=np.int64)
         soff, choff, goff = [], [], []
         so = co = go = 0
         max_slots = 1
@@ -191,37 +209,31 @@ class AnnealState:
             co += slots * span
             go += 1 if mem[mi, K.M_GLOBAL] else (2 * slots if axis == 0 else mb)
             max_slots = max(max_slots, slots)
-        self.bind_soff = np.array(soff, dtype=np.int64)
-        self.bind_choff = np.array(choff, dtype=np.int64)
-        self.bind_goff = np.array(goff, dtype=np.int64)
-        self.bind_ns = np.zeros(nbind, dtype=np.int64)
-        self.slots = np.zeros(max(so, 1), dtype=np.int64)
-        self.ch_id = np.zeros(max(co, 1), dtype=np.int64)
-        self.ch_val = np.zeros(max(co, 1), dtype=np.float64)
-        self.g_val = np.zeros(max(go, 1), dtype=np.float64)
+        bind = np.array([b[1:] for b in binds], dtype=np.int64).reshape(nbind, 3)    # member, axis, unit
+        self.data = K.ProblemData(
+            mem=mem, perm_off=self.perm_off, perm_cumw=self.perm_cumw,
+            bind_off=np.searchsorted([b[0] for b in binds], np.arange(len(self.names) + 1)).astype(np.int64),
+            bind_mem=bind[:, 0].copy(), bind_axis=bind[:, 1].copy(), bind_unit=bind[:, 2].copy(),
+            bind_soff=np.array(soff, dtype=np.int64), bind_choff=np.array(choff, dtype=np.int64),
+            bind_goff=np.array(goff, dtype=np.int64),
+            S=np.concatenate([m.importance.ravel() for m in problem.members]))
+        nt = max(t_off, 1)
+        self.masks = K.MaskState(
+            T=np.zeros(nt), R=np.zeros(max(r_off, 1)), C=np.zeros(max(c_off, 1)), sv=np.zeros(nt),
+            sid=np.zeros(nt, dtype=np.int64), pos=np.zeros(nt, dtype=np.int64), ksum=np.zeros(max(g_off, 1)),
+            bandf=np.zeros((nm_, 2)), bandn=np.zeros((nm_, 2), dtype=np.int64))
+        perm = np.zeros(int(self.perm_off[-1]), dtype=np.int64)
+        self.walk = K.WalkState(perm=perm, best_perm=np.zeros_like(perm), values=np.zeros(2),
+                                stats=np.zeros(K.N_STATS, dtype=np.int64))
+        self.stats = self.walk.stats
         big = max(max_tiles, co, 1)
-        self.buf = np.zeros(big + 2 * max_gs, dtype=np.float64)   # _topk_fresh: 3 x a group
-        self.buf2 = np.zeros(big, dtype=np.float64)
-        self.order = np.zeros(big, dtype=np.int64)
-        self.tmp_v = np.zeros(max_gs, dtype=np.float64)
-        self.tmp_i = np.zeros(max_gs, dtype=np.int64)
-        self.gids = np.zeros(max_slots, dtype=np.int64)
-        self.gvals = np.zeros(max_slots, dtype=np.float64)
-
-        self.S = np.concatenate([m.importance.ravel() for m in problem.members])
-        self.T = np.zeros(max(t_off, 1))
-        self.R = np.zeros(max(r_off, 1))
-        self.C = np.zeros(max(c_off, 1))
-        self.sv = np.zeros(max(t_off, 1))
-        self.sid = np.zeros(max(t_off, 1), dtype=np.int64)
-        self.pos = np.zeros(max(t_off, 1), dtype=np.int64)
-        self.hole = np.zeros(max_gs, dtype=np.uint8)
-        self.ksum = np.zeros(max(g_off, 1))
-        self.perm = np.zeros(int(self.perm_off[-1]), dtype=np.int64)
-        self.best_perm = np.zeros_like(self.perm)
-        self.values = np.zeros(2)
-        self.stats = np.zeros(K.N_STATS, dtype=np.int64)
-        self.bandf = np.zeros((nm_, 2))
+        self.scratch = K.Scratch(
+            bind_ns=np.zeros(nbind, dtype=np.int64), slots=np.zeros(max(so, 1), dtype=np.int64),
+            ch_id=np.zeros(max(co, 1), dtype=np.int64), ch_val=np.zeros(max(co, 1)), g_val=np.zeros(max(go, 1)),
+            buf=np.zeros(big + 2 * max_gs),   # _topk_fresh: 3 x a group
+            buf2=np.zeros(big), gids=np.zeros(max_slots, dtype=np.int64), gvals=np.zeros(max_slots),
+            order=np.zeros(big, dtype=np.int64), tmp_v=np.zeros(max_gs), tmp_i=np.zeros(max_gs, dtype=np.int64),
+            hole=np.zeros(max_gs, dtype=np.uint8))
         self.set_perms(perms)
 
     # ------------------------------------------------------------------ state
@@ -231,11 +243,12 @@ class AnnealState:
         Returns the drift: old incremental value minus the exact one.
         """
         K = self.k
+        ms, ws = self.masks, self.walk
         perms = self.problem.check_perms(perms)
         for i, nm in enumerate(self.names):
-            self.perm[self.perm_off[i]:self.perm_off[i + 1]] = perms[nm]
+            ws.perm[self.perm_off[i]:self.perm_off[i + 1]] = perms[nm]
         for mi, m in enumerate(self.problem.members):
-            row = self.mem[mi]
+            row = self.data.mem[mi]
             h, w = m.tile
             mb, nb = m.grid
             t0 = row[K.M_TOFF]
@@ -245,61 +258,58 @@ class AnnealState:
             Sc = S[:, cexp] if cexp is not None else S
             Sp = Sc[rexp] if rexp is not None else Sc
             T = tile_scores(Sp, h, w)
-            self.T[t0:t0 + mb * nb] = T.ravel()
+            ms.T[t0:t0 + mb * nb] = T.ravel()
             if rexp is not None:
                 ro = row[K.M_ROFF]
-                self.R[ro:ro + S.shape[0] * nb] = row_profile(Sc, w).ravel()
+                ms.R[ro:ro + S.shape[0] * nb] = row_profile(Sc, w).ravel()
             if cexp is not None:
                 co = row[K.M_COFF]
                 Sr = S[rexp] if rexp is not None else S
-                self.C[co:co + S.shape[1] * mb] = col_profile(Sr, h).ravel()
+                ms.C[co:co + S.shape[1] * mb] = col_profile(Sr, h).ravel()
             g0, kk = row[K.M_GOFF], row[K.M_K]
             if row[K.M_GLOBAL]:
                 sl = slice(t0, t0 + mb * nb)
-                K.band_rebuild(self.T[sl], self.sv[sl], self.sid[sl], kk, self.mem, mi, self.bandf)
-                self.ksum[g0] = np.sort(T.ravel())[mb * nb - kk:].sum() if kk > 0 else 0.0
+                K.band_rebuild(ms.T[sl], ms.sv[sl], ms.sid[sl], kk, ms.bandf[mi], ms.bandn[mi])
+                ms.ksum[g0] = np.sort(T.ravel())[mb * nb - kk:].sum() if kk > 0 else 0.0
             else:
                 o = np.argsort(T, axis=1, kind="stable")
                 sv = np.take_along_axis(T, o, axis=1)
                 ids = o + (np.arange(mb) * nb)[:, None]
-                self.sv[t0:t0 + mb * nb] = sv.ravel()
-                self.sid[t0:t0 + mb * nb] = ids.ravel()
-                self.pos[t0 + ids.ravel()] = np.tile(np.arange(nb), mb)
-                self.ksum[g0:g0 + mb] = sv[:, nb - kk:].sum(axis=1) if kk > 0 else 0.0
-        exact = float(self.ksum[:self.n_groups].sum())
-        drift = float(self.values[0] - exact)
-        self.values[0] = exact
-        if not keep_best or exact > self.values[1]:
-            self.values[1] = exact
-            self.best_perm[:] = self.perm
+                ms.sv[t0:t0 + mb * nb] = sv.ravel()
+                ms.sid[t0:t0 + mb * nb] = ids.ravel()
+                ms.pos[t0 + ids.ravel()] = np.tile(np.arange(nb), mb)
+                ms.ksum[g0:g0 + mb] = sv[:, nb - kk:].sum(axis=1) if kk > 0 else 0.0
+        exact = float(ms.ksum[:self.n_groups].sum())
+        drift = float(ws.values[0] - exact)
+        ws.values[0] = exact
+        if not keep_best or exact > ws.values[1]:
+            ws.values[1] = exact
+            ws.best_perm[:] = ws.perm
         return drift
 
     @property
     def current(self) -> float:
         """Kept importance of the current permutations (incremental)."""
-        return float(self.values[0])
+        return float(self.walk.values[0])
 
     @property
     def best(self) -> float:
-        return float(self.values[1])
+        """Kept importance of the best permutations since the last :meth:`set_perms`."""
+        return float(self.walk.values[1])
 
     def perms(self) -> dict[str, np.ndarray]:
         """The current permutations, by name."""
-        return {nm: self.perm[self.perm_off[i]:self.perm_off[i + 1]].copy() for i, nm in enumerate(self.names)}
+        return {nm: self.walk.perm[self.perm_off[i]:self.perm_off[i + 1]].copy() for i, nm in enumerate(self.names)}
 
     def best_perms(self) -> dict[str, np.ndarray]:
         """The best permutations seen since the last :meth:`set_perms`."""
-        return {nm: self.best_perm[self.perm_off[i]:self.perm_off[i + 1]].copy() for i, nm in enumerate(self.names)}
+        return {nm: self.walk.best_perm[self.perm_off[i]:self.perm_off[i + 1]].copy()
+                for i, nm in enumerate(self.names)}
 
     # ------------------------------------------------------------------ moves
     def _call(self, rand, temp, alpha, probe, deltas):
-        n = rand.shape[0]
-        return self.k.run_moves(
-            self.mem, self.bandf, self.perm_off, self.perm_cumw, self.bind_off, self.bind_mem, self.bind_axis, self.bind_unit,
-            self.bind_soff, self.bind_choff, self.bind_goff, self.bind_ns, self.perm, self.best_perm, self.S,
-            self.T, self.R, self.C, self.sv, self.sid, self.pos, self.hole, self.ksum, self.slots, self.ch_id,
-            self.ch_val, self.g_val, self.buf, self.buf2, self.gids, self.gvals, self.order, self.tmp_v,
-            self.tmp_i, rand, n, float(temp), float(alpha), probe, deltas, self.values, self.stats)
+        return self.k.run_moves(self.data, self.masks, self.walk, self.scratch, rand, float(temp), float(alpha),
+                                probe, deltas)
 
     def run(self, rand: np.ndarray, temp: float, alpha: float) -> float:
         """Metropolis moves, one per row of ``rand`` (``(n, 4)`` uniforms); returns the final temperature."""
