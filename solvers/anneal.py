@@ -10,8 +10,8 @@ whose start temperature is calibrated from the deltas of random moves at the
 start point.  Several restarts each re-anneal from the best permutation found
 so far; the best is offered to the run as it improves.
 
-Options (defaults in :attr:`Anneal.options`)
--------------------------------------------
+Options (:class:`Anneal.Options`)
+---------------------------------
 start : ``"auto"`` (default), ``"greedy"``, ``"hungarian"`` or ``"identity"``
     Where to start when no warm start (``init``) is given.  ``auto`` is
     ``hungarian`` for permutations of at most ``auto_hungarian_units`` units
@@ -19,7 +19,7 @@ start : ``"auto"`` (default), ``"greedy"``, ``"hungarian"`` or ``"identity"``
     transportation problem over tile rows).  ``greedy`` takes
     the better of TileTrans's order and the identity; ``hungarian`` then
     improves it with the ``hungarian`` solver for at most ``start_share`` of
-    the time limit (checked between its assignment steps, which cannot be
+    the time left (checked between its assignment steps, which cannot be
     interrupted; the start is skipped when one round of steps, estimated
     from a small assignment scaled by ``P^3``, would not fit).
 moves : int or None
@@ -51,17 +51,19 @@ True
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Mapping
 
 import numpy as np
 
+from permsolve import registry
 from permsolve.bounds import col_profile, row_profile
 from permsolve.masks import GlobalMask, RowBalancedMask
 from permsolve.problem import TileProblem, expand_perm, tile_scores
 from permsolve.registry import Solver, register
 
-from ._common import assignment_seconds as _assignment_seconds, load_kernel_module, preload, start_from_greedy
+from ._common import assignment_seconds as _assignment_seconds, load_kernel_module, preload, run_start
 
 __all__ = ["Anneal", "AnnealState", "load_kernel", "warmup"]
 
@@ -328,41 +330,73 @@ class AnnealState:
 class Anneal(Solver):
     name = "anneal"
     description = "simulated annealing over unit swaps, exact incremental evaluation (numba)"
-    options = {
-        "start": "auto",
-        "auto_hungarian_units": 8192,
-        "moves": None,
-        "moves_per_unit": 2000,
-        "max_moves_per_unit": 20000,
-        "restarts": 1,
-        "t0_factor": 1.0,
-        "t_end_factor": 1e-3,
-        "calib_moves": 2000,
-        "start_share": 0.25,
-        "resync_moves": 1 << 20,
-        "kernel": "numba",
-    }
+
+    @dataclasses.dataclass(frozen=True)
+    class Options(registry.Options):
+        """The ``anneal`` solver's options (see the module docstring for how they act).
+
+        Attributes
+        ----------
+        start : where to start without an init: ``"auto"``, ``"greedy"``, ``"hungarian"`` or ``"identity"``
+        auto_hungarian_units : ``"auto"`` is ``"hungarian"`` for permutations of at most this many units
+        moves : moves per restart, or None (from the time limit, else ``moves_per_unit``)
+        moves_per_unit : without a time limit, moves per restart per unit (at least 100 000)
+        max_moves_per_unit : under a time limit, the most moves per unit (a small problem stops early)
+        restarts : restarts, each from the best permutations so far
+        t0_factor : start temperature, times the mean loss of the worsening calibration moves
+        t_end_factor : end temperature, times the start temperature
+        calib_moves : random moves that calibrate the start temperature
+        start_share : share of the time left that the hungarian start may use
+        resync_moves : moves between rebuilds of the state from scratch (clears float drift)
+        kernel : ``"numba"`` (compiled) or ``"python"`` (the same code, not compiled: slow)
+
+        Examples
+        --------
+        >>> Anneal.Options(moves=1000).moves
+        1000
+        >>> Anneal.Options(restarts=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: anneal: restarts must be >= 1
+        """
+        start: str = "auto"
+        auto_hungarian_units: int = 8192
+        moves: int | None = None
+        moves_per_unit: int = 2000
+        max_moves_per_unit: int = 20000
+        restarts: int = 1
+        t0_factor: float = 1.0
+        t_end_factor: float = 1e-3
+        calib_moves: int = 2000
+        start_share: float = 0.25
+        resync_moves: int = 1 << 20
+        kernel: str = "numba"
+
+        def validate(self) -> None:
+            """Raise ``ValueError`` for a value out of range."""
+            if self.start not in ("auto", "greedy", "hungarian", "identity"):
+                raise ValueError(f"anneal: start must be 'auto', 'greedy', 'hungarian' or 'identity', "
+                                 f"got {self.start!r}")
+            if self.kernel not in ("numba", "python"):
+                raise ValueError(f"anneal: kernel must be 'numba' or 'python', got {self.kernel!r}")
+            if self.moves is not None and int(self.moves) < 1:
+                raise ValueError("anneal: moves must be >= 1")
+            if int(self.restarts) < 1:
+                raise ValueError("anneal: restarts must be >= 1")
+            if not (self.t0_factor > 0 and 0 < self.t_end_factor <= 1):
+                raise ValueError("anneal: need t0_factor > 0 and 0 < t_end_factor <= 1")
+            if not 0 <= self.start_share <= 1:
+                raise ValueError("anneal: start_share must be in [0, 1]")
+
     anytime = True
     randomized = True
     axes = frozenset({"rows", "cols", "both", "coupled"})
 
     def __init__(self, **options):
         super().__init__(**options)
-        o = self.opts
-        if o["start"] not in ("auto", "greedy", "hungarian", "identity"):
-            raise ValueError(f"anneal: start must be 'auto', 'greedy', 'hungarian' or 'identity', got {o['start']!r}")
-        if o["kernel"] not in ("numba", "python"):
-            raise ValueError(f"anneal: kernel must be 'numba' or 'python', got {o['kernel']!r}")
-        if o["moves"] is not None and int(o["moves"]) < 1:
-            raise ValueError("anneal: moves must be >= 1")
-        if int(o["restarts"]) < 1:
-            raise ValueError("anneal: restarts must be >= 1")
-        if not (o["t0_factor"] > 0 and 0 < o["t_end_factor"] <= 1):
-            raise ValueError("anneal: need t0_factor > 0 and 0 < t_end_factor <= 1")
-        if not 0 <= o["start_share"] <= 1:
-            raise ValueError("anneal: start_share must be in [0, 1]")
+        kernel = self.config.kernel
         # compile (or load the cached kernel) now, before any solve's clock starts
-        self.jit_seconds = warmup(o["kernel"]) if o["kernel"] == "numba" else 0.0
+        self.jit_seconds = warmup(kernel) if kernel == "numba" else 0.0
         preload()          # the hungarian start's imports
 
     def supports(self, problem):
@@ -378,52 +412,54 @@ class Anneal(Solver):
         return None
 
     # ------------------------------------------------------------------ solve
-    def _start(self, problem, run):
-        o = self.opts
-        if run.has_init or o["start"] == "identity":
+    def _start(self, problem, run) -> None:
+        """The start (:func:`~permsolve.solvers._common.run_start`): an init is the start; else
+        ``start``, with ``"auto"`` resolved by size, and ``run.info["start"]`` says which."""
+        c = self.config
+        if run.has_init or c.start == "identity":
+            run_start(problem, run, "identity")     # the init, else the identity: nothing to run
             return
         # time_left() already holds one evaluation back for the final recomputation
         if run.time_limit is not None and run.time_left() < 1.1 * run.eval_seconds:
             run.info["start"] = "identity (no time to evaluate another start)"
             return
-        start_from_greedy(problem, run)
-        mode = o["start"]
+        mode = c.start
         if mode == "auto":
-            small = max(problem.perm_sizes.values(), default=0) <= int(o["auto_hungarian_units"])
+            small = max(problem.perm_sizes.values(), default=0) <= int(c.auto_hungarian_units)
             mode = "hungarian" if small else "greedy"
         run.info["start"] = mode
-        if mode == "hungarian":
-            from .hungarian import Hungarian
-            tl = None if run.time_limit is None else max(1e-3, o["start_share"] * run.time_limit)
-            # one assignment step cannot be interrupted: skip the start when a
-            # step would not fit in the share (estimated from a small LSA, x P^3)
-            # a round also evaluates the problem about three times (masks, value, the sub-solve's checks)
-            if tl is None or (run.time_left() > tl and _assignment_seconds(problem) + 4 * run.eval_seconds < tl):
-                res = Hungarian().solve(problem, time_limit=tl, init=run.best_perms)
-                run.offer(res.perms, res.retained)
-            else:
-                run.info["hungarian_start_skipped"] = True
+
+        def fits(budget):
+            # one assignment step cannot be interrupted: skip the start when a step would not
+            # fit in the share (estimated from a small LSA, x P^3); a round also evaluates the
+            # problem about three times (masks, value, the sub-solve's checks)
+            return budget is None or (run.time_left() > budget
+                                      and _assignment_seconds(problem) + 4 * run.eval_seconds < budget)
+
+        used = run_start(problem, run, mode, share=c.start_share, fits=fits)
+        if used.endswith(" skipped"):
+            run.info["hungarian_start_skipped"] = True
 
     def _solve(self, problem, run, rng):
-        o = self.opts
+        o = self.config
         self._start(problem, run)
         # building the state costs about three evaluations (measured: 3 to 3.5 at 4096 x 4096): where
         # it would not end within the limit, the start is the answer (said in info), not an overrun
         if run.time_limit is not None and run.time_left() < 3 * run.eval_seconds:
-            run.info.update(kernel=o["kernel"], jit_seconds=self.jit_seconds, moves=0,
+            run.info.update(kernel=o.kernel, jit_seconds=self.jit_seconds, moves=0,
                             skipped="no time left to build the annealing state")
             return
-        st = AnnealState(problem, run.best_perms, kernel=o["kernel"])
+        st = AnnealState(problem, run.best_perms, kernel=o.kernel)
         units = int(sum(n for n in problem.perm_sizes.values() if n >= 2))
-        info = {"kernel": o["kernel"], "jit_seconds": self.jit_seconds, "start_value": run.best,
+        info = {"kernel": o.kernel, "jit_seconds": self.jit_seconds, "start_value": run.best,
                 "t0": [], "moves": 0, "accepted": 0, "max_drift": 0.0}
         run.info.update(info)
         if units == 0 or run.expired():
             return
-        restarts = int(o["restarts"])
-        timed = o["moves"] is None and run.time_limit is not None
-        per_restart = int(o["moves"]) if o["moves"] is not None else max(100_000, int(o["moves_per_unit"]) * units)
-        cap = max(100_000, int(o["max_moves_per_unit"]) * units) // restarts
+        restarts = int(o.restarts)
+        timed = o.moves is None and run.time_limit is not None
+        per_restart = int(o.moves) if o.moves is not None else max(100_000, int(o.moves_per_unit) * units)
+        cap = max(100_000, int(o.max_moves_per_unit) * units) // restarts
         chunk = 4096
         t_begin = time.perf_counter()
         last_offer = t_begin
@@ -434,7 +470,7 @@ class Anneal(Solver):
                 break
             if r > 0:   # restart 0 starts from the state just built (rebuilding it costs O(m*n))
                 max_drift = max(max_drift, abs(st.set_perms(run.best_perms)))
-            deltas = st.probe(rng.random((int(o["calib_moves"]), 4)))
+            deltas = st.probe(rng.random((int(o.calib_moves), 4)))
             # a move that changes nothing comes out as +-1e-17 of float noise: count it as 0, not
             # as a worsening, or the temperature would depend on the importance's magnitude
             real = deltas[np.abs(deltas) > 1e-12 * problem.total]
@@ -442,8 +478,8 @@ class Anneal(Solver):
             scale = float(neg.mean()) if neg.size else (float(np.abs(real).mean()) if real.size else 0.0)
             if not scale > 0:
                 break            # no move changes anything: nothing to anneal
-            t0 = o["t0_factor"] * scale
-            t_end = o["t_end_factor"] * t0
+            t0 = o.t0_factor * scale
+            t_end = o.t_end_factor * t0
             run.info["t0"].append(t0)
             temp = t0
             r_start = time.perf_counter()
@@ -475,7 +511,7 @@ class Anneal(Solver):
                 since_resync += n
                 if timed and dt > 0:   # aim at ~20 ms per chunk
                     chunk = int(min(1 << 16, cap // 100, max(64, chunk * 0.02 / dt)))
-                if since_resync >= o["resync_moves"]:
+                if since_resync >= o.resync_moves:
                     max_drift = max(max_drift, abs(st.set_perms(st.perms(), keep_best=True)))
                     since_resync = 0
                 now = time.perf_counter()
@@ -489,8 +525,9 @@ class Anneal(Solver):
                 run.offer(st.best_perms())
                 last_offer = time.perf_counter()
         elapsed = time.perf_counter() - t_begin
-        moves = int(st.stats[st.k.ST_MOVES])
+        moves = int(st.walk.stats[st.k.ST_MOVES])
         run.nit = moves
-        run.info.update(moves=moves, accepted=int(st.stats[st.k.ST_ACCEPTED]), max_drift=max_drift,
-                        band_rebuilds=int(st.stats[st.k.ST_REBUILD]), band_fallbacks=int(st.stats[st.k.ST_FALLBACK]),
+        stats = st.walk.stats
+        run.info.update(moves=moves, accepted=int(stats[st.k.ST_ACCEPTED]), max_drift=max_drift,
+                        band_rebuilds=int(stats[st.k.ST_REBUILD]), band_fallbacks=int(stats[st.k.ST_FALLBACK]),
                         moves_per_second=moves / elapsed if elapsed > 0 else float("nan"))
