@@ -104,8 +104,8 @@ def _install_locator() -> None:
     file with siblings, the content of those siblings (once per process).
 
     It wraps the locator numba would have chosen (same cache folder, same file names), so only the
-    freshness test changes.  Where numba's caching internals differ from those of the versions this
-    was written for (0.59 to 0.68), nothing is installed and numba caches as it always does.
+    freshness test changes.  Written against numba 0.68's caching internals; where they differ,
+    nothing is installed and numba caches as it always does (per file).
     """
     if _LOCATOR:
         return
