@@ -110,33 +110,62 @@ def quality(time_limit: float, layers: list[int]) -> None:
             compare(f"{name} {S.shape} {mask}", TileProblem.from_matrix(S, tile=(16, 16), sparsity=0.5, mask=mask))
 
 
+def _solver_at(rev: str | None, root, into, label: str):
+    """``solvers/anneal.py`` and the files it loads (the kernel's, ``_common.py``) at git ``rev``
+    (None: the working tree), imported as package ``_anneal_<label>`` from the folder ``into``,
+    the kernel compiled without the on-disk cache.  Each revision brings its own ``AnnealState``,
+    so two revisions may lay out the kernel's state differently."""
+    import importlib
+    from pathlib import Path
+
+    import permsolve.registry
+
+    def wanted(name):
+        return name in ("anneal.py", "_common.py", "_kernel_jit.py") or (name.startswith("_anneal")
+                                                                          and name.endswith(".py"))
+
+    if rev is None:
+        names = [f.name for f in (root / "solvers").iterdir() if wanted(f.name)]
+    else:
+        ls = subprocess.run(["git", "ls-tree", "--name-only", f"{rev}:solvers"], cwd=root, capture_output=True,
+                            text=True, check=True).stdout.split()
+        names = [n for n in ls if wanted(n)]
+    pkg = Path(into) / f"_anneal_{label}"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for name in names:
+        if rev is None:
+            src = (root / "solvers" / name).read_text()
+        else:
+            src = subprocess.run(["git", "show", f"{rev}:solvers/{name}"], cwd=root, capture_output=True, text=True,
+                                 check=True).stdout
+        (pkg / name).write_text(src.replace("cache=True", "cache=False").replace('"cache": True', '"cache": False'))
+    if str(into) not in sys.path:
+        sys.path.insert(0, str(into))
+    register = permsolve.registry.register
+    permsolve.registry.register = lambda cls: cls       # the copy's Anneal is not registered
+    try:
+        return importlib.import_module(f"_anneal_{label}.anneal")
+    finally:
+        permsolve.registry.register = register
+
+
 def compare(rev: str, size: int, moves: int, repeats: int) -> None:
     """Kernel at git ``rev`` (A) against the working tree's (B), alternating in one process.
 
     Both kernels are compiled without the on-disk cache and run the same
-    moves from the same start on the same ``AnnealState`` layout, so the
-    ratio B/A is measured under the same machine load; the final values
-    agree up to rounding (both are exact; summing in another order can flip
-    a Metropolis test late in a run).
+    moves from the same start, each through its own revision's
+    ``AnnealState``, so the ratio B/A is measured under the same machine
+    load; the final values agree up to rounding (both are exact; summing in
+    another order can flip a Metropolis test late in a run).
     """
-    import importlib.util
     from pathlib import Path
 
     from permsolve import TileProblem
-    from permsolve.solvers.anneal import AnnealState
 
     root = Path(__file__).resolve().parents[1]
-    kernels = {}
     with tempfile.TemporaryDirectory() as d:
-        for label, src in (("A", subprocess.run(["git", "show", f"{rev}:solvers/_anneal_kernel.py"], cwd=root,
-                                                capture_output=True, text=True, check=True).stdout),
-                           ("B", (root / "solvers" / "_anneal_kernel.py").read_text())):
-            path = Path(d) / f"kernel_{label}.py"
-            path.write_text(src.replace("cache=True", "cache=False"))
-            spec = importlib.util.spec_from_file_location(f"_anneal_kernel_{label}", path)
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            kernels[label] = mod
+        solvers = {"A": _solver_at(rev, root, d, "A"), "B": _solver_at(None, root, d, "B")}
         rng = np.random.default_rng(0)
         S = scaled_random(size, rng)
         u = rng.random((moves, 4))
@@ -146,9 +175,8 @@ def compare(rev: str, size: int, moves: int, repeats: int) -> None:
         for mask in ("global", "row-balanced"):
             p = TileProblem.from_matrix(S, tile=(16, 16), sparsity=0.5, mask=mask)
             states = {}
-            for label, K in kernels.items():
-                st = AnnealState(p, p.identity())
-                st.k = K
+            for label, mod in solvers.items():
+                st = mod.AnnealState(p, p.identity())
                 st.probe(u[:100])      # compile
                 st.set_perms(p.identity())
                 states[label] = st

@@ -436,7 +436,9 @@ def load_kernel_module(stem: str, kind: str, cache: dict, who: str = ""):
 
     ``"numba"`` is compiled and cached on disk; ``"python"`` is the same source
     executed with ``_NOJIT = True``, so its functions run as plain Python: the copy
-    the kernels are tested against move by move.
+    the kernels are tested against move by move.  The plain-Python copy of a file is
+    made once per process (``sys.modules``), so the files of a kernel split in several
+    share their copies (:mod:`permsolve.solvers._kernel_jit`).
 
     Parameters
     ----------
@@ -478,13 +480,19 @@ def load_kernel_module(stem: str, kind: str, cache: dict, who: str = ""):
     if kind == "numba":
         mod = importlib.import_module(f"{__package__}.{stem}")
     elif kind == "python":
-        path = Path(__file__).with_name(f"{stem}.py")
         name = f"{__package__}.{stem}_python"
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        mod._NOJIT = True
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
+        mod = sys.modules.get(name)
+        if mod is None:
+            path = Path(__file__).with_name(f"{stem}.py")
+            spec = importlib.util.spec_from_file_location(name, path)
+            mod = importlib.util.module_from_spec(spec)
+            mod._NOJIT = True
+            sys.modules[name] = mod
+            try:
+                spec.loader.exec_module(mod)
+            except BaseException:
+                del sys.modules[name]
+                raise
     else:
         raise ValueError(f"{who}kernel must be 'numba' or 'python', got {kind!r}")
     cache[kind] = mod

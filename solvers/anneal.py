@@ -10,8 +10,8 @@ whose start temperature is calibrated from the deltas of random moves at the
 start point.  Several restarts each re-anneal from the best permutation found
 so far; the best is offered to the run as it improves.
 
-Options (defaults in :attr:`Anneal.options`)
--------------------------------------------
+Options (:class:`Anneal.Options`)
+---------------------------------
 start : ``"auto"`` (default), ``"greedy"``, ``"hungarian"`` or ``"identity"``
     Where to start when no warm start (``init``) is given.  ``auto`` is
     ``hungarian`` for permutations of at most ``auto_hungarian_units`` units
@@ -19,7 +19,7 @@ start : ``"auto"`` (default), ``"greedy"``, ``"hungarian"`` or ``"identity"``
     transportation problem over tile rows).  ``greedy`` takes
     the better of TileTrans's order and the identity; ``hungarian`` then
     improves it with the ``hungarian`` solver for at most ``start_share`` of
-    the time limit (checked between its assignment steps, which cannot be
+    the time left (checked between its assignment steps, which cannot be
     interrupted; the start is skipped when one round of steps, estimated
     from a small assignment scaled by ``P^3``, would not fit).
 moves : int or None
@@ -51,17 +51,19 @@ True
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Mapping
 
 import numpy as np
 
+from permsolve import registry
 from permsolve.bounds import col_profile, row_profile
 from permsolve.masks import GlobalMask, RowBalancedMask
 from permsolve.problem import TileProblem, expand_perm, tile_scores
 from permsolve.registry import Solver, register
 
-from ._common import assignment_seconds as _assignment_seconds, load_kernel_module, preload, start_from_greedy
+from ._common import assignment_seconds as _assignment_seconds, load_kernel_module, preload, run_start
 
 __all__ = ["Anneal", "AnnealState", "load_kernel", "warmup"]
 
@@ -70,7 +72,23 @@ _WARM: dict[str, float] = {}
 
 
 def load_kernel(kind: str = "numba"):
-    """The kernel module: ``"numba"`` (compiled, cached on disk) or ``"python"`` (plain Python)."""
+    """The kernel module: ``"numba"`` (compiled, cached on disk) or ``"python"`` (plain Python).
+
+    Parameters
+    ----------
+    kind : ``"numba"`` or ``"python"``
+
+    Returns
+    -------
+    module
+        :mod:`permsolve.solvers._anneal_kernel`, or its plain-Python copy (which loads the
+        plain-Python copies of the kernel's other files)
+
+    Examples
+    --------
+    >>> load_kernel("python").run_moves.__module__
+    'permsolve.solvers._anneal_kernel_python'
+    """
     return load_kernel_module("_anneal_kernel", kind, _KERNELS, "anneal: ")
 
 
@@ -110,6 +128,13 @@ class AnnealState:
     problem : the problem (masks ``global`` or ``row-balanced``)
     perms : the permutations to start from
     kernel : ``"numba"`` or ``"python"``
+
+    Attributes
+    ----------
+    data, masks, walk, scratch : the kernel's state, the named tuples of
+        :mod:`permsolve.solvers._anneal_kernel` (what the moves only read; the tile
+        scores, profiles and masks; the permutations, best values and counters; work arrays)
+    stats : ``walk.stats``, the counters (``ST_*`` of the kernel module ``k``)
 
     Examples
     --------
@@ -155,7 +180,7 @@ class AnnealState:
             mem[mi, K.M_SOFF], mem[mi, K.M_TOFF] = s_off, t_off
             mem[mi, K.M_ROFF] = r_off if m.rows is not None else -1
             mem[mi, K.M_COFF] = c_off if m.cols is not None else -1
-            mem[mi, [K.M_GLOBAL, K.M_K, K.M_GOFF, K.M_NGROUPS, K.M_GS]] = glob, kk, g_off, ng, gs
+            mem[mi, [K.M_GLOBAL, K.M_K, K.M_GOFF]] = glob, kk, g_off
             s_off += rows * cols
             t_off += mb * nb
             g_off += ng
@@ -167,14 +192,9 @@ class AnnealState:
                 binds.append((pidx[m.cols], mi, 1, m.col_unit))
             max_gs = max(max_gs, gs)
             max_tiles = max(max_tiles, mb * nb)
-        self.mem = mem
         self.n_groups = g_off
         binds.sort(key=lambda b: b[0])
         nbind = len(binds)
-        self.bind_off = np.searchsorted([b[0] for b in binds], np.arange(len(self.names) + 1)).astype(np.int64)
-        self.bind_mem = np.array([b[1] for b in binds], dtype=np.int64)
-        self.bind_axis = np.array([b[2] for b in binds], dtype=np.int64)
-        self.bind_unit = np.array([b[3] for b in binds], dtype=np.int64)
         soff, choff, goff = [], [], []
         so = co = go = 0
         max_slots = 1
@@ -191,37 +211,31 @@ class AnnealState:
             co += slots * span
             go += 1 if mem[mi, K.M_GLOBAL] else (2 * slots if axis == 0 else mb)
             max_slots = max(max_slots, slots)
-        self.bind_soff = np.array(soff, dtype=np.int64)
-        self.bind_choff = np.array(choff, dtype=np.int64)
-        self.bind_goff = np.array(goff, dtype=np.int64)
-        self.bind_ns = np.zeros(nbind, dtype=np.int64)
-        self.slots = np.zeros(max(so, 1), dtype=np.int64)
-        self.ch_id = np.zeros(max(co, 1), dtype=np.int64)
-        self.ch_val = np.zeros(max(co, 1), dtype=np.float64)
-        self.g_val = np.zeros(max(go, 1), dtype=np.float64)
+        bind = np.array([b[1:] for b in binds], dtype=np.int64).reshape(nbind, 3)    # member, axis, unit
+        self.data = K.ProblemData(
+            mem=mem, perm_off=self.perm_off, perm_cumw=self.perm_cumw,
+            bind_off=np.searchsorted([b[0] for b in binds], np.arange(len(self.names) + 1)).astype(np.int64),
+            bind_mem=bind[:, 0].copy(), bind_axis=bind[:, 1].copy(), bind_unit=bind[:, 2].copy(),
+            bind_soff=np.array(soff, dtype=np.int64), bind_choff=np.array(choff, dtype=np.int64),
+            bind_goff=np.array(goff, dtype=np.int64),
+            S=np.concatenate([m.importance.ravel() for m in problem.members]))
+        nt = max(t_off, 1)
+        self.masks = K.MaskState(
+            T=np.zeros(nt), R=np.zeros(max(r_off, 1)), C=np.zeros(max(c_off, 1)), sv=np.zeros(nt),
+            sid=np.zeros(nt, dtype=np.int64), pos=np.zeros(nt, dtype=np.int64), ksum=np.zeros(max(g_off, 1)),
+            bandf=np.zeros((nm_, 2)), bandn=np.zeros((nm_, 2), dtype=np.int64))
+        perm = np.zeros(int(self.perm_off[-1]), dtype=np.int64)
+        self.walk = K.WalkState(perm=perm, best_perm=np.zeros_like(perm), values=np.zeros(2),
+                                stats=np.zeros(K.N_STATS, dtype=np.int64))
+        self.stats = self.walk.stats
         big = max(max_tiles, co, 1)
-        self.buf = np.zeros(big + 2 * max_gs, dtype=np.float64)   # _topk_fresh: 3 x a group
-        self.buf2 = np.zeros(big, dtype=np.float64)
-        self.order = np.zeros(big, dtype=np.int64)
-        self.tmp_v = np.zeros(max_gs, dtype=np.float64)
-        self.tmp_i = np.zeros(max_gs, dtype=np.int64)
-        self.gids = np.zeros(max_slots, dtype=np.int64)
-        self.gvals = np.zeros(max_slots, dtype=np.float64)
-
-        self.S = np.concatenate([m.importance.ravel() for m in problem.members])
-        self.T = np.zeros(max(t_off, 1))
-        self.R = np.zeros(max(r_off, 1))
-        self.C = np.zeros(max(c_off, 1))
-        self.sv = np.zeros(max(t_off, 1))
-        self.sid = np.zeros(max(t_off, 1), dtype=np.int64)
-        self.pos = np.zeros(max(t_off, 1), dtype=np.int64)
-        self.hole = np.zeros(max_gs, dtype=np.uint8)
-        self.ksum = np.zeros(max(g_off, 1))
-        self.perm = np.zeros(int(self.perm_off[-1]), dtype=np.int64)
-        self.best_perm = np.zeros_like(self.perm)
-        self.values = np.zeros(2)
-        self.stats = np.zeros(K.N_STATS, dtype=np.int64)
-        self.bandf = np.zeros((nm_, 2))
+        self.scratch = K.Scratch(
+            bind_ns=np.zeros(nbind, dtype=np.int64), slots=np.zeros(max(so, 1), dtype=np.int64),
+            ch_id=np.zeros(max(co, 1), dtype=np.int64), ch_val=np.zeros(max(co, 1)), g_val=np.zeros(max(go, 1)),
+            buf=np.zeros(big + 2 * max_gs),   # _topk_fresh: 3 x a group
+            buf2=np.zeros(big), gids=np.zeros(max_slots, dtype=np.int64), gvals=np.zeros(max_slots),
+            order=np.zeros(big, dtype=np.int64), tmp_v=np.zeros(max_gs), tmp_i=np.zeros(max_gs, dtype=np.int64),
+            hole=np.zeros(max_gs, dtype=np.uint8))
         self.set_perms(perms)
 
     # ------------------------------------------------------------------ state
@@ -231,11 +245,12 @@ class AnnealState:
         Returns the drift: old incremental value minus the exact one.
         """
         K = self.k
+        ms, ws = self.masks, self.walk
         perms = self.problem.check_perms(perms)
         for i, nm in enumerate(self.names):
-            self.perm[self.perm_off[i]:self.perm_off[i + 1]] = perms[nm]
+            ws.perm[self.perm_off[i]:self.perm_off[i + 1]] = perms[nm]
         for mi, m in enumerate(self.problem.members):
-            row = self.mem[mi]
+            row = self.data.mem[mi]
             h, w = m.tile
             mb, nb = m.grid
             t0 = row[K.M_TOFF]
@@ -245,61 +260,58 @@ class AnnealState:
             Sc = S[:, cexp] if cexp is not None else S
             Sp = Sc[rexp] if rexp is not None else Sc
             T = tile_scores(Sp, h, w)
-            self.T[t0:t0 + mb * nb] = T.ravel()
+            ms.T[t0:t0 + mb * nb] = T.ravel()
             if rexp is not None:
                 ro = row[K.M_ROFF]
-                self.R[ro:ro + S.shape[0] * nb] = row_profile(Sc, w).ravel()
+                ms.R[ro:ro + S.shape[0] * nb] = row_profile(Sc, w).ravel()
             if cexp is not None:
                 co = row[K.M_COFF]
                 Sr = S[rexp] if rexp is not None else S
-                self.C[co:co + S.shape[1] * mb] = col_profile(Sr, h).ravel()
+                ms.C[co:co + S.shape[1] * mb] = col_profile(Sr, h).ravel()
             g0, kk = row[K.M_GOFF], row[K.M_K]
             if row[K.M_GLOBAL]:
                 sl = slice(t0, t0 + mb * nb)
-                K.band_rebuild(self.T[sl], self.sv[sl], self.sid[sl], kk, self.mem, mi, self.bandf)
-                self.ksum[g0] = np.sort(T.ravel())[mb * nb - kk:].sum() if kk > 0 else 0.0
+                K.band_rebuild(ms.T[sl], ms.sv[sl], ms.sid[sl], kk, ms.bandf[mi], ms.bandn[mi])
+                ms.ksum[g0] = np.sort(T.ravel())[mb * nb - kk:].sum() if kk > 0 else 0.0
             else:
                 o = np.argsort(T, axis=1, kind="stable")
                 sv = np.take_along_axis(T, o, axis=1)
                 ids = o + (np.arange(mb) * nb)[:, None]
-                self.sv[t0:t0 + mb * nb] = sv.ravel()
-                self.sid[t0:t0 + mb * nb] = ids.ravel()
-                self.pos[t0 + ids.ravel()] = np.tile(np.arange(nb), mb)
-                self.ksum[g0:g0 + mb] = sv[:, nb - kk:].sum(axis=1) if kk > 0 else 0.0
-        exact = float(self.ksum[:self.n_groups].sum())
-        drift = float(self.values[0] - exact)
-        self.values[0] = exact
-        if not keep_best or exact > self.values[1]:
-            self.values[1] = exact
-            self.best_perm[:] = self.perm
+                ms.sv[t0:t0 + mb * nb] = sv.ravel()
+                ms.sid[t0:t0 + mb * nb] = ids.ravel()
+                ms.pos[t0 + ids.ravel()] = np.tile(np.arange(nb), mb)
+                ms.ksum[g0:g0 + mb] = sv[:, nb - kk:].sum(axis=1) if kk > 0 else 0.0
+        exact = float(ms.ksum[:self.n_groups].sum())
+        drift = float(ws.values[0] - exact)
+        ws.values[0] = exact
+        if not keep_best or exact > ws.values[1]:
+            ws.values[1] = exact
+            ws.best_perm[:] = ws.perm
         return drift
 
     @property
     def current(self) -> float:
         """Kept importance of the current permutations (incremental)."""
-        return float(self.values[0])
+        return float(self.walk.values[0])
 
     @property
     def best(self) -> float:
-        return float(self.values[1])
+        """Kept importance of the best permutations since the last :meth:`set_perms`."""
+        return float(self.walk.values[1])
 
     def perms(self) -> dict[str, np.ndarray]:
         """The current permutations, by name."""
-        return {nm: self.perm[self.perm_off[i]:self.perm_off[i + 1]].copy() for i, nm in enumerate(self.names)}
+        return {nm: self.walk.perm[self.perm_off[i]:self.perm_off[i + 1]].copy() for i, nm in enumerate(self.names)}
 
     def best_perms(self) -> dict[str, np.ndarray]:
         """The best permutations seen since the last :meth:`set_perms`."""
-        return {nm: self.best_perm[self.perm_off[i]:self.perm_off[i + 1]].copy() for i, nm in enumerate(self.names)}
+        return {nm: self.walk.best_perm[self.perm_off[i]:self.perm_off[i + 1]].copy()
+                for i, nm in enumerate(self.names)}
 
     # ------------------------------------------------------------------ moves
     def _call(self, rand, temp, alpha, probe, deltas):
-        n = rand.shape[0]
-        return self.k.run_moves(
-            self.mem, self.bandf, self.perm_off, self.perm_cumw, self.bind_off, self.bind_mem, self.bind_axis, self.bind_unit,
-            self.bind_soff, self.bind_choff, self.bind_goff, self.bind_ns, self.perm, self.best_perm, self.S,
-            self.T, self.R, self.C, self.sv, self.sid, self.pos, self.hole, self.ksum, self.slots, self.ch_id,
-            self.ch_val, self.g_val, self.buf, self.buf2, self.gids, self.gvals, self.order, self.tmp_v,
-            self.tmp_i, rand, n, float(temp), float(alpha), probe, deltas, self.values, self.stats)
+        return self.k.run_moves(self.data, self.masks, self.walk, self.scratch, rand, float(temp), float(alpha),
+                                probe, deltas)
 
     def run(self, rand: np.ndarray, temp: float, alpha: float) -> float:
         """Metropolis moves, one per row of ``rand`` (``(n, 4)`` uniforms); returns the final temperature."""
@@ -318,41 +330,73 @@ class AnnealState:
 class Anneal(Solver):
     name = "anneal"
     description = "simulated annealing over unit swaps, exact incremental evaluation (numba)"
-    options = {
-        "start": "auto",
-        "auto_hungarian_units": 8192,
-        "moves": None,
-        "moves_per_unit": 2000,
-        "max_moves_per_unit": 20000,
-        "restarts": 1,
-        "t0_factor": 1.0,
-        "t_end_factor": 1e-3,
-        "calib_moves": 2000,
-        "start_share": 0.25,
-        "resync_moves": 1 << 20,
-        "kernel": "numba",
-    }
+
+    @dataclasses.dataclass(frozen=True)
+    class Options(registry.Options):
+        """The ``anneal`` solver's options (see the module docstring for how they act).
+
+        Attributes
+        ----------
+        start : where to start without an init: ``"auto"``, ``"greedy"``, ``"hungarian"`` or ``"identity"``
+        auto_hungarian_units : ``"auto"`` is ``"hungarian"`` for permutations of at most this many units
+        moves : moves per restart, or None (from the time limit, else ``moves_per_unit``)
+        moves_per_unit : without a time limit, moves per restart per unit (at least 100 000)
+        max_moves_per_unit : under a time limit, the most moves per unit (a small problem stops early)
+        restarts : restarts, each from the best permutations so far
+        t0_factor : start temperature, times the mean loss of the worsening calibration moves
+        t_end_factor : end temperature, times the start temperature
+        calib_moves : random moves that calibrate the start temperature
+        start_share : share of the time left that the hungarian start may use
+        resync_moves : moves between rebuilds of the state from scratch (clears float drift)
+        kernel : ``"numba"`` (compiled) or ``"python"`` (the same code, not compiled: slow)
+
+        Examples
+        --------
+        >>> Anneal.Options(moves=1000).moves
+        1000
+        >>> Anneal.Options(restarts=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: anneal: restarts must be >= 1
+        """
+        start: str = "auto"
+        auto_hungarian_units: int = 8192
+        moves: int | None = None
+        moves_per_unit: int = 2000
+        max_moves_per_unit: int = 20000
+        restarts: int = 1
+        t0_factor: float = 1.0
+        t_end_factor: float = 1e-3
+        calib_moves: int = 2000
+        start_share: float = 0.25
+        resync_moves: int = 1 << 20
+        kernel: str = "numba"
+
+        def validate(self) -> None:
+            """Raise ``ValueError`` for a value out of range."""
+            if self.start not in ("auto", "greedy", "hungarian", "identity"):
+                raise ValueError(f"anneal: start must be 'auto', 'greedy', 'hungarian' or 'identity', "
+                                 f"got {self.start!r}")
+            if self.kernel not in ("numba", "python"):
+                raise ValueError(f"anneal: kernel must be 'numba' or 'python', got {self.kernel!r}")
+            if self.moves is not None and int(self.moves) < 1:
+                raise ValueError("anneal: moves must be >= 1")
+            if int(self.restarts) < 1:
+                raise ValueError("anneal: restarts must be >= 1")
+            if not (self.t0_factor > 0 and 0 < self.t_end_factor <= 1):
+                raise ValueError("anneal: need t0_factor > 0 and 0 < t_end_factor <= 1")
+            if not 0 <= self.start_share <= 1:
+                raise ValueError("anneal: start_share must be in [0, 1]")
+
     anytime = True
     randomized = True
     axes = frozenset({"rows", "cols", "both", "coupled"})
 
     def __init__(self, **options):
         super().__init__(**options)
-        o = self.opts
-        if o["start"] not in ("auto", "greedy", "hungarian", "identity"):
-            raise ValueError(f"anneal: start must be 'auto', 'greedy', 'hungarian' or 'identity', got {o['start']!r}")
-        if o["kernel"] not in ("numba", "python"):
-            raise ValueError(f"anneal: kernel must be 'numba' or 'python', got {o['kernel']!r}")
-        if o["moves"] is not None and int(o["moves"]) < 1:
-            raise ValueError("anneal: moves must be >= 1")
-        if int(o["restarts"]) < 1:
-            raise ValueError("anneal: restarts must be >= 1")
-        if not (o["t0_factor"] > 0 and 0 < o["t_end_factor"] <= 1):
-            raise ValueError("anneal: need t0_factor > 0 and 0 < t_end_factor <= 1")
-        if not 0 <= o["start_share"] <= 1:
-            raise ValueError("anneal: start_share must be in [0, 1]")
+        kernel = self.config.kernel
         # compile (or load the cached kernel) now, before any solve's clock starts
-        self.jit_seconds = warmup(o["kernel"]) if o["kernel"] == "numba" else 0.0
+        self.jit_seconds = warmup(kernel) if kernel == "numba" else 0.0
         preload()          # the hungarian start's imports
 
     def supports(self, problem):
@@ -368,52 +412,54 @@ class Anneal(Solver):
         return None
 
     # ------------------------------------------------------------------ solve
-    def _start(self, problem, run):
-        o = self.opts
-        if run.has_init or o["start"] == "identity":
+    def _start(self, problem, run) -> None:
+        """The start (:func:`~permsolve.solvers._common.run_start`): an init is the start; else
+        ``start``, with ``"auto"`` resolved by size, and ``run.info["start"]`` says which."""
+        c = self.config
+        if run.has_init or c.start == "identity":
+            run_start(problem, run, "identity")     # the init, else the identity: nothing to run
             return
         # time_left() already holds one evaluation back for the final recomputation
         if run.time_limit is not None and run.time_left() < 1.1 * run.eval_seconds:
             run.info["start"] = "identity (no time to evaluate another start)"
             return
-        start_from_greedy(problem, run)
-        mode = o["start"]
+        mode = c.start
         if mode == "auto":
-            small = max(problem.perm_sizes.values(), default=0) <= int(o["auto_hungarian_units"])
+            small = max(problem.perm_sizes.values(), default=0) <= int(c.auto_hungarian_units)
             mode = "hungarian" if small else "greedy"
         run.info["start"] = mode
-        if mode == "hungarian":
-            from .hungarian import Hungarian
-            tl = None if run.time_limit is None else max(1e-3, o["start_share"] * run.time_limit)
-            # one assignment step cannot be interrupted: skip the start when a
-            # step would not fit in the share (estimated from a small LSA, x P^3)
-            # a round also evaluates the problem about three times (masks, value, the sub-solve's checks)
-            if tl is None or (run.time_left() > tl and _assignment_seconds(problem) + 4 * run.eval_seconds < tl):
-                res = Hungarian().solve(problem, time_limit=tl, init=run.best_perms)
-                run.offer(res.perms, res.retained)
-            else:
-                run.info["hungarian_start_skipped"] = True
+
+        def fits(budget):
+            # one assignment step cannot be interrupted: skip the start when a step would not
+            # fit in the share (estimated from a small LSA, x P^3); a round also evaluates the
+            # problem about three times (masks, value, the sub-solve's checks)
+            return budget is None or (run.time_left() > budget
+                                      and _assignment_seconds(problem) + 4 * run.eval_seconds < budget)
+
+        used = run_start(problem, run, mode, share=c.start_share, fits=fits)
+        if used.endswith(" skipped"):
+            run.info["hungarian_start_skipped"] = True
 
     def _solve(self, problem, run, rng):
-        o = self.opts
+        o = self.config
         self._start(problem, run)
         # building the state costs about three evaluations (measured: 3 to 3.5 at 4096 x 4096): where
         # it would not end within the limit, the start is the answer (said in info), not an overrun
         if run.time_limit is not None and run.time_left() < 3 * run.eval_seconds:
-            run.info.update(kernel=o["kernel"], jit_seconds=self.jit_seconds, moves=0,
+            run.info.update(kernel=o.kernel, jit_seconds=self.jit_seconds, moves=0,
                             skipped="no time left to build the annealing state")
             return
-        st = AnnealState(problem, run.best_perms, kernel=o["kernel"])
+        st = AnnealState(problem, run.best_perms, kernel=o.kernel)
         units = int(sum(n for n in problem.perm_sizes.values() if n >= 2))
-        info = {"kernel": o["kernel"], "jit_seconds": self.jit_seconds, "start_value": run.best,
+        info = {"kernel": o.kernel, "jit_seconds": self.jit_seconds, "start_value": run.best,
                 "t0": [], "moves": 0, "accepted": 0, "max_drift": 0.0}
         run.info.update(info)
         if units == 0 or run.expired():
             return
-        restarts = int(o["restarts"])
-        timed = o["moves"] is None and run.time_limit is not None
-        per_restart = int(o["moves"]) if o["moves"] is not None else max(100_000, int(o["moves_per_unit"]) * units)
-        cap = max(100_000, int(o["max_moves_per_unit"]) * units) // restarts
+        restarts = int(o.restarts)
+        timed = o.moves is None and run.time_limit is not None
+        per_restart = int(o.moves) if o.moves is not None else max(100_000, int(o.moves_per_unit) * units)
+        cap = max(100_000, int(o.max_moves_per_unit) * units) // restarts
         chunk = 4096
         t_begin = time.perf_counter()
         last_offer = t_begin
@@ -424,7 +470,7 @@ class Anneal(Solver):
                 break
             if r > 0:   # restart 0 starts from the state just built (rebuilding it costs O(m*n))
                 max_drift = max(max_drift, abs(st.set_perms(run.best_perms)))
-            deltas = st.probe(rng.random((int(o["calib_moves"]), 4)))
+            deltas = st.probe(rng.random((int(o.calib_moves), 4)))
             # a move that changes nothing comes out as +-1e-17 of float noise: count it as 0, not
             # as a worsening, or the temperature would depend on the importance's magnitude
             real = deltas[np.abs(deltas) > 1e-12 * problem.total]
@@ -432,8 +478,8 @@ class Anneal(Solver):
             scale = float(neg.mean()) if neg.size else (float(np.abs(real).mean()) if real.size else 0.0)
             if not scale > 0:
                 break            # no move changes anything: nothing to anneal
-            t0 = o["t0_factor"] * scale
-            t_end = o["t_end_factor"] * t0
+            t0 = o.t0_factor * scale
+            t_end = o.t_end_factor * t0
             run.info["t0"].append(t0)
             temp = t0
             r_start = time.perf_counter()
@@ -465,7 +511,7 @@ class Anneal(Solver):
                 since_resync += n
                 if timed and dt > 0:   # aim at ~20 ms per chunk
                     chunk = int(min(1 << 16, cap // 100, max(64, chunk * 0.02 / dt)))
-                if since_resync >= o["resync_moves"]:
+                if since_resync >= o.resync_moves:
                     max_drift = max(max_drift, abs(st.set_perms(st.perms(), keep_best=True)))
                     since_resync = 0
                 now = time.perf_counter()
@@ -479,8 +525,9 @@ class Anneal(Solver):
                 run.offer(st.best_perms())
                 last_offer = time.perf_counter()
         elapsed = time.perf_counter() - t_begin
-        moves = int(st.stats[st.k.ST_MOVES])
+        moves = int(st.walk.stats[st.k.ST_MOVES])
         run.nit = moves
-        run.info.update(moves=moves, accepted=int(st.stats[st.k.ST_ACCEPTED]), max_drift=max_drift,
-                        band_rebuilds=int(st.stats[st.k.ST_REBUILD]), band_fallbacks=int(st.stats[st.k.ST_FALLBACK]),
+        stats = st.walk.stats
+        run.info.update(moves=moves, accepted=int(stats[st.k.ST_ACCEPTED]), max_drift=max_drift,
+                        band_rebuilds=int(stats[st.k.ST_REBUILD]), band_fallbacks=int(stats[st.k.ST_FALLBACK]),
                         moves_per_second=moves / elapsed if elapsed > 0 else float("nan"))

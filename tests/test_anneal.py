@@ -160,3 +160,32 @@ def test_topk_fresh_matches_sorting(kernel):
         assert s == pytest.approx(top.sum(), rel=1e-12, abs=1e-12)
         if 0 < k:
             assert th == top[-1]
+
+
+def test_python_kernel_is_python_throughout():
+    """The plain-Python copy of the split kernel loads the plain-Python copies of its other files."""
+    import inspect
+
+    from permsolve.solvers.anneal import load_kernel
+
+    K = load_kernel("python")
+    for name in ("run_moves", "_eval_binding", "_apply_binding", "band_rebuild", "_band_apply", "_topk_band",
+                 "_topk_fresh"):
+        assert inspect.isfunction(getattr(K, name)), name
+
+
+def test_kernel_cache_stamp_covers_the_files_it_loads():
+    """numba judges a cached function fresh by its own file: the kernel's stamp must also cover the
+    files whose helpers its compiled code contains (else an edited helper would run stale)."""
+    import os
+
+    from permsolve.solvers import _kernel_jit
+    from permsolve.solvers.anneal import load_kernel
+
+    K = load_kernel("numba")
+    deps = {os.path.basename(f) for f in _kernel_jit._DEPENDS[os.path.abspath(K.__file__)]}
+    assert deps == {"_anneal_eval.py", "_anneal_band.py", "_anneal_topk.py"}
+    locator = getattr(getattr(getattr(K.run_moves, "_cache", None), "_impl", None), "locator", None)
+    if locator is None:
+        pytest.skip("numba's cache internals differ: per-file stamps only")
+    assert type(locator).__name__ == "KernelGroupLocator"
