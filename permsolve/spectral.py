@@ -61,8 +61,16 @@ if TYPE_CHECKING:
 
 __all__ = ["spectral_rows", "member_spectral_bound", "spectral_bound"]
 
-_SAFE = 1e-9          # relative slack on computed norms (SVD round-off is ~1e-15)
-_SCALES = (0.8, 0.9, 0.95, 1.0, 1.05)
+_SAFE = 1e-9          # relative slack on computed norms (eigenvalue round-off is ~1e-15)
+_SCALES = (0.55, 0.7, 0.85, 1.0)
+
+
+def _sv2(E: np.ndarray) -> np.ndarray:
+    """Squared singular values of ``E``, decreasing, each rounded up (eigenvalues of the smaller Gram matrix)."""
+    G = E.T @ E if E.shape[0] >= E.shape[1] else E @ E.T
+    lam = np.linalg.eigvalsh(G)[::-1]
+    # eigvalsh is backward stable: every eigenvalue is within a few eps * ||G|| of the exact one
+    return np.maximum(lam, 0.0) * (1 + _SAFE) + 1e-12 * max(float(lam[0]), 0.0) + 1e-300
 
 
 def _cum_top(X: np.ndarray, axis: int, depth: int) -> np.ndarray:
@@ -117,16 +125,16 @@ def _bound(F: np.ndarray, E: np.ndarray, h: int, mb: int, k, kb, centred: bool) 
     mp, nb = E.shape
     js = np.arange(nb + 1)
     phi = js * (nb - js) / nb if centred else js.astype(float)
-    s = np.linalg.svd(E, compute_uv=False) * (1 + _SAFE)
+    s2 = _sv2(E)
     # 1_H = (h/mp) 1 + b with b orthogonal to 1 and ||b||^2 = h - h^2/mp; E^T b = (P E)^T b, P the centring
     csum = E.sum(axis=0)
-    sc = np.linalg.svd(E - csum / mp, compute_uv=False) * (1 + _SAFE)
+    sc2 = _sv2(E - csum / mp)
     q = _gram_row_bounds(E, h) * (1 + _SAFE)
     by_col, by_row = _top_by_block_and_row(E, h)
     # one tile row: ||E^T 1_H||^2 <= h sigma_1^2, <= the h largest q, <= (split along 1 and 1-perp)^2
     along = (h / mp) * float(np.linalg.norm(csum)) * (1 + _SAFE)
-    norm_h = np.sqrt(max(0.0, min(h * s[0] ** 2, float(np.sort(q)[-h:].sum()),
-                                  (along + sc[0] * np.sqrt(max(0.0, h - h * h / mp))) ** 2)))
+    norm_h = np.sqrt(max(0.0, min(h * s2[0], float(np.sort(q)[-h:].sum()),
+                                  (along + np.sqrt(sc2[0]) * np.sqrt(max(0.0, h - h * h / mp))) ** 2)))
     e = np.minimum(np.minimum(np.sqrt(phi) * norm_h, by_col), by_row)
     e[0] = 0.0
     best = _allocate(F + e[None, :], k, kb)
@@ -134,8 +142,8 @@ def _bound(F: np.ndarray, E: np.ndarray, h: int, mb: int, k, kb, centred: bool) 
     # Q = sum_a ||E^T 1_{H_a}||^2 <= h (sum of the mb largest sigma^2) (Ky Fan), <= sum q,
     # sqrt(X) Q^(1/2) <= (X / t + t) Q^(1/2) / 2 for every t > 0 makes it separable in the j_a
     # and Z = sum_a 1_{H_a} 1_{H_a}^T = (h/mp) 1 1^T + (a PSD part on 1-perp with mb - 1 eigenvalues h)
-    perp = (h / mp) * float(csum @ csum) * (1 + _SAFE) + h * float(np.sum(sc[:mb - 1] ** 2))
-    cq = np.sqrt(max(0.0, min(h * float(np.sum(s[:mb] ** 2)), float(q.sum()), perp)))
+    perp = (h / mp) * float(csum @ csum) * (1 + _SAFE) + h * float(np.sum(sc2[:mb - 1]))
+    cq = np.sqrt(max(0.0, min(h * float(np.sum(s2[:mb])), float(q.sum()), perp)))
     spread = mb * phi[kb] if kb is not None else float(np.max(phi)) * mb
     for t in np.sqrt(max(spread, 1e-300)) * np.geomspace(0.02, 2.0, 24):
         best = min(best, _allocate(F + (cq / (2 * t)) * phi[None, :], k, kb) + cq * t / 2)
@@ -143,15 +151,20 @@ def _bound(F: np.ndarray, E: np.ndarray, h: int, mb: int, k, kb, centred: bool) 
 
 
 def _rank_one(R: np.ndarray, h: int, mb: int, k, kb) -> float:
-    """``R = c u v^T + E``, ``u, v >= 0`` the leading singular pair: rearrangement on the rank-one part."""
-    mp, nb = R.shape
-    Uf, sv, Vt = np.linalg.svd(R, full_matrices=False)
-    u, v = np.abs(Uf[:, 0]), np.abs(Vt[0])            # Perron vectors of R >= 0 (signs may come flipped)
+    """``R = sigma u v^T + E``, ``u, v >= 0`` the leading singular pair: rearrangement on the rank-one part."""
+    # power iteration from the column sums: every iterate is >= 0, and any u, v >= 0 give a valid bound
+    v = R.sum(axis=0)
+    for _ in range(30):
+        v = R.T @ (R @ v)
+        nv = float(np.linalg.norm(v))
+        if nv == 0.0:
+            return np.inf
+        v = v / nv
     V = np.concatenate([[0.0], np.cumsum(-np.sort(-v))])
     best = np.inf
-    for c in _SCALES:
-        cu = c * sv[0] * u
-        Ug = -np.sort(-cu).reshape(mb, h).sum(axis=1)   # consecutive groups of the sorted u, decreasing
+    for c in _SCALES:                                 # a smaller rank-one part often leaves a smaller rest
+        cu = c * (R @ v)                              # about c sigma_1 u, >= 0
+        Ug = -np.sort(-cu).reshape(mb, h).sum(axis=1)  # consecutive groups of the sorted u, decreasing
         best = min(best, _bound(Ug[:, None] * V[None, :], R - np.outer(cu, v), h, mb, k, kb, False))
     return best
 

@@ -41,7 +41,7 @@ def test_every_part_is_never_below_the_optimum(mask, m, h, w, n):
             assert part(R, h, mb, k, kb) >= opt * (1 - 1e-12) - 1e-12, (part.__name__, s)
         b = spectral_rows(row_profile(S, w), h, mb, **kw)
         assert b >= opt
-        assert opt <= spectral_bound(p) <= p.bound
+        assert opt * (1 - 1e-12) <= spectral_bound(p) <= p.bound
 
 
 def test_columns_free_uses_the_transposed_matrix_and_stays_valid():
@@ -50,7 +50,7 @@ def test_columns_free_uses_the_transposed_matrix_and_stays_valid():
     p = TileProblem.from_matrix(S, tile=(1, 2), sparsity=0.5, axis="cols")
     pt = TileProblem.from_matrix(S.T, tile=(2, 1), sparsity=0.5)
     opt = brute_force(pt)
-    assert opt <= spectral_bound(p) <= p.bound
+    assert opt * (1 - 1e-12) <= spectral_bound(p) <= p.bound
 
 
 def test_other_cases_fall_back_to_the_problem_bound():
