@@ -105,6 +105,8 @@ def main(argv=None) -> int:
                 best_value = max(best_value, il.retained)
             tight = min(bounds.values())
             which = min(bounds, key=bounds.get)
+            if tight < best_value * (1 - 1e-9):     # a bound below a found value is a bug in the bound
+                raise AssertionError(f"{label} {h}x{w}: bound {which} {tight!r} below a found value {best_value!r}")
             g = res["greedy"].retained
             row = {"layer": label, "shape": f"{S.shape[0]}x{S.shape[1]}", "tile": f"{h}x{w}",
                    "total": p.total, "allocation_bound": p.bound, "tightest_bound": tight, "tightest": which,

@@ -3,7 +3,8 @@
 The allocation bound (:mod:`permsolve.bounds`) lets every column block sort
 its own rows, so with tall tiles (32x1: 32 rows share one column) it sits far
 above anything reachable.  This bound charges the rows of a tile row for
-sharing their blocks, through the spectrum of the row profile.
+sharing their blocks, through the spectrum of what is left of the row profile
+after a part whose best arrangement is known exactly.
 
 **Setting.** ``R`` is the row profile (``m x nb``, padded with zero rows to
 ``mb * h``); a solution splits the rows into ``mb`` tile rows ``H_a`` of ``h``
@@ -11,31 +12,45 @@ rows and gives tile row ``a`` a set ``B_a`` of ``j_a`` kept column blocks
 (global mask: ``sum j_a = k``; row-balanced: every ``j_a = kb``), keeping
 ``sum_a 1_{H_a}^T R 1_{B_a}``.
 
-**Split.** Write ``R = c u v^T + E`` with ``u, v >= 0`` (the leading singular
-pair of ``R``, clipped at 0) and any ``c >= 0``; ``E`` is whatever is left.
+**Split.** Write ``R = L + E`` where the ``L`` part of a tile row is easy to
+bound exactly and ``E`` is whatever is left.  Three splits are tried and the
+least bound is kept (each is valid on its own):
 
-* Rank-one part: ``c u(H_a) v(B_a) <= c u(H_a) V(j_a)``, ``V(j)`` the sum of
+* ``L = c sigma_1 u v^T`` (leading singular pair by power iteration, ``u, v >= 0``,
+  ``c`` on a small grid): ``u(H_a) v(B_a) <= u(H_a) V(j_a)``, ``V(j)`` the sum of
   the ``j`` largest entries of ``v``.  Over all splits of the rows into tile
-  rows, ``sum_a u(H_a) V(j_a)`` is largest when the rows sorted by ``u`` are
-  cut into consecutive groups (sums ``U_1 >= U_2 >= ...``) and matched with
-  the ``j_a`` in decreasing order (rearrangement inequality).
-* Rest: ``1_H^T E 1_B <= ||E||_2 ||1_H|| ||1_B|| = ||E||_2 sqrt(h j)``, and
-  also at most the ``j`` largest over blocks of each block's ``h`` largest
-  entries of ``E``, and the ``h`` largest over rows of each row's ``j``
-  largest entries; ``e(j)`` is the least of the three.
+  rows, ``sum_a u(H_a) V(j_a)`` is largest when the rows sorted by ``u`` are cut
+  into consecutive groups (sums ``U_1 >= U_2 >= ...``) matched with the
+  ``j_a`` in decreasing order (rearrangement inequality);
+* ``L = u v^T`` with ``u = R 1 / sum(v)`` (so every row of ``E`` sums to 0);
+* ``L = alpha 1^T + 1 beta^T`` (row and column means; ``E`` double-centred):
+  ``j alpha(H) + h beta(B) <= j alpha(H) + h (top-j sum of beta)``, again with
+  the rearrangement over ``alpha``.
 
-So every solution keeps at most ``max over j of sum_a f_a(j_a)`` with
-``f_a(j) = c U_a V(j) + e(j)``; for the global mask the sum of ``f_a(0)`` and
-the ``k`` largest marginal gains ``f_a(j) - f_a(j-1)`` over all ``(a, j)`` is
-at least that (any ``j`` with ``sum j_a = k`` uses ``k`` of those marginals),
-for the row-balanced mask it is ``sum_a f_a(kb)``.  A joint variant bounds the
-rest of all tile rows at once: ``sum_a 1_{H_a}^T E 1_{B_a} <= sqrt(k h
-sum_{i <= mb} sigma_i(E)^2)`` (Cauchy-Schwarz, then Ky Fan: the ``1_{H_a} /
-sqrt(h)`` are orthonormal).  ``c`` is chosen on a small grid; every ``c`` gives
-a valid bound and the least is kept, as is the least of the two variants.
+**Rest.** ``1_H^T E 1_B = <y, 1_B>`` with ``y = E^T 1_H``: at most
+``||y|| sqrt(j)``, and at most ``||y|| sqrt(j (nb - j) / nb)`` when the rows of
+``E`` sum to 0 (then ``y`` sums to 0).  ``||y||^2 = 1_H^T E E^T 1_H`` is at most
+``h sigma_1(E)^2``, the ``h`` largest Gershgorin row sums ``q_r`` (``G_rr`` plus
+the ``h - 1`` largest other entries of row ``r`` of ``G = E E^T``), and
+``((h/mp) ||E^T 1|| + sigma_1(P E) sqrt(h - h^2/mp))^2`` (``P`` centres the
+columns).  Also ``1_H^T E 1_B`` is at most the ``j`` best blocks' own ``h`` best
+entries, and the ``h`` best rows' own ``j`` best entries; ``e(j)`` is the least.
+So every solution keeps at most ``max over j of sum_a f_a(j_a)``,
+``f_a(j) = L_a(j) + e(j)``: for the global mask the ``k`` largest marginal gains
+``f_a(j) - f_a(j-1)`` over all ``(a, j)`` bound it (any admissible ``j`` uses
+``k`` of them), for the row-balanced mask ``sum_a f_a(kb)``.
 
-Cost: a few SVDs of ``R`` (about 0.1 s at 1536x384).  Measured on the real
-layers: see ``docs/bounds.md``.  Only numpy.
+**All tile rows at once.** ``sum_a <y_a, 1_{B_a}> <= sqrt(sum_a phi(j_a))
+sqrt(Q)`` (Cauchy-Schwarz), ``Q = sum_a ||y_a||^2 = <G, Z>`` with ``Z`` the
+partition matrix (``mb`` eigenvalues ``h``, one along ``1``): ``Q <= h sum_{i <=
+mb} sigma_i(E)^2`` (Ky Fan), ``<= sum_r q_r``, ``<= (h/mp) ||E^T 1||^2 + h
+sum_{i < mb} sigma_i(P E)^2``.  ``sqrt(X Q) <= (X / t + t) sqrt(Q) / 2`` for every
+``t > 0`` keeps it separable in the ``j_a``; a grid of ``t`` is tried.
+
+Singular values come from ``eigvalsh`` of the smaller Gram matrix, rounded up;
+the result is rounded up by ``1e-9`` relative.  Cost: seconds at 1536x384
+under load (a handful of eigenvalue problems).  Measured on the real layers:
+``docs/scale.md``.  Only numpy.
 
 Examples
 --------
