@@ -7,7 +7,7 @@ permuted, global mask, sparsity 0.5, tiles ``--tiles``.  ``hungarian`` runs to
 convergence, the anytime solvers for ``--time-limit`` seconds.
 
 The tightest bound is the minimum of the allocation bound (the problem's own),
-:func:`permsolve.lagrange.tight_bound` and, with ``--ilp SECONDS``, the bound
+:func:`permsolve.lagrange.tight_bound`, :func:`permsolve.spectral.spectral_bound` and, with ``--ilp SECONDS``, the bound
 ``ilp`` proves when started from the best answer found (its set-partitioning
 program; it may also find a better answer, which then counts as the best
 known).  *Closed* is ``(value - greedy) / (tightest bound - greedy)``.
@@ -74,6 +74,7 @@ def main(argv=None) -> int:
 
     from permsolve import TileProblem, available_solvers, importance, solve
     from permsolve.lagrange import tight_bound
+    from permsolve.spectral import spectral_bound
 
     names = ["greedy"] + [s for s in args.solvers.split(",") if s and s != "greedy"]
     unknown = [s for s in names if s not in available_solvers()]
@@ -96,7 +97,8 @@ def main(argv=None) -> int:
                 anytime = cls.anytime and cls.randomized   # a search (hungarian converges on its own)
                 res[k] = solve(p, k, time_limit=args.time_limit if anytime else None, seed=0)
             best = max(res.values(), key=lambda r: r.retained)
-            bounds = {"allocation": p.bound, "lagrange": tight_bound(p, time_limit=args.lagrange)}
+            bounds = {"allocation": p.bound, "lagrange": tight_bound(p, time_limit=args.lagrange),
+                      "spectral": spectral_bound(p)}
             best_value = best.retained
             if args.ilp > 0:
                 il = solve(p, "ilp", time_limit=args.ilp, init=best)
@@ -104,6 +106,8 @@ def main(argv=None) -> int:
                 best_value = max(best_value, il.retained)
             tight = min(bounds.values())
             which = min(bounds, key=bounds.get)
+            if tight < best_value * (1 - 1e-9):     # a bound below a found value is a bug in the bound
+                raise AssertionError(f"{label} {h}x{w}: bound {which} {tight!r} below a found value {best_value!r}")
             g = res["greedy"].retained
             row = {"layer": label, "shape": f"{S.shape[0]}x{S.shape[1]}", "tile": f"{h}x{w}",
                    "total": p.total, "allocation_bound": p.bound, "tightest_bound": tight, "tightest": which,
@@ -134,7 +138,7 @@ def main(argv=None) -> int:
            f"{' --quick' if args.quick else ''}")
     md = [f"Real layers, rows permuted, global mask, s = 0.5, importance |W|. Each cell: kept share of sum |W| "
           f"(share of the greedy-to-bound gap closed; gap to the tightest bound). The tightest bound is the least of "
-          f"the allocation bound, `tight_bound` ({args.lagrange:g} s)" + (f" and ilp's proven bound ({args.ilp:g} s from "
+          f"the allocation bound, `tight_bound` ({args.lagrange:g} s), `spectral_bound`" + (f" and ilp's proven bound ({args.ilp:g} s from "
           f"the best answer)" if args.ilp > 0 else "") + f"; the column says which. hungarian to convergence, "
           f"anytime solvers {args.time_limit:g} s. Command: `{cmd}` ({time.time() - t0:.0f} s; 1-min load average "
           f"median {statistics.median(loads):.1f}, max {max(loads):.1f}).", "",
