@@ -132,8 +132,9 @@ def run_start(problem: TileProblem, run, start: str, *, share: float = 0.25, fro
     problem : the (normalised) problem being solved
     run : the solve's :class:`~permsolve.result.Run`; its incumbent is the caller's ``init`` if one was given
     start : ``"identity"`` or ``"none"`` (keep the incumbent: the init, else the identity), ``"greedy"``
-        (TileTrans's order), or the name of any registered solver, run from TileTrans's order (or from
-        the init, see ``from_init``) with ``share`` of the time left
+        (TileTrans's order), or the name of any registered solver, run with ``share`` of the time left from
+        the init (see ``from_init``) or, without one, from its own start (TileTrans's order is offered
+        first either way)
     share : share of ``run.time_left()`` the start solver may use (no limit when the run has none)
     from_init : with an init, still run the start solver, from the init (the ilp does); by default an
         init *is* the start and nothing runs
@@ -172,7 +173,9 @@ def run_start(problem: TileProblem, run, start: str, *, share: float = 0.25, fro
         return f"{start} skipped"
     cls = get_solver(start)
     opts = {k: v for k, v in (options or {}).items() if k in cls.options}
-    res = cls(**opts).solve(problem, time_limit=budget, seed=seed, init=run.best_perms)
+    # from the caller's init if there is one; else the start solver makes its own start (the same
+    # TileTrans order for hungarian; anneal's own hungarian start for the ilp's anneal start)
+    res = cls(**opts).solve(problem, time_limit=budget, seed=seed, init=run.best_perms if run.has_init else None)
     run.offer(res.perms, res.retained)
     return start
 

@@ -98,6 +98,16 @@ def warmup(kind: str = "numba") -> float:
     Done once per process, when an ``anneal`` solver is created, so that the
     compile time is never charged to a solve's time limit.
 
+    Parameters
+    ----------
+    kind : str
+        ``"numba"`` (the compiled kernel) or ``"python"`` (its plain-Python copy)
+
+    Returns
+    -------
+    float
+        the seconds the compilation (or the cache load) took
+
     Examples
     --------
     >>> warmup() >= 0.0
@@ -328,6 +338,26 @@ class AnnealState:
 
 @register
 class Anneal(Solver):
+    """Simulated annealing over unit swaps with exact incremental evaluation (numba).
+
+    Swaps two units (rows or columns) of a permutation; each move's change of the kept importance is
+    computed exactly from the tiles it touches.  With ``moves`` set and no time limit the run is
+    deterministic for a seed; see the module docstring for the schedule.
+
+    Parameters
+    ----------
+    **options
+        the solver's options: the fields of :class:`Options` (unknown ones are an error)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from permsolve import TileProblem, solve
+    >>> p = TileProblem.from_matrix(np.random.default_rng(0).random((16, 16)), tile=(4, 4), sparsity=0.5)
+    >>> r = solve(p, "anneal", moves=20000)
+    >>> r.solver, r.retained >= p.evaluate(), r.retained <= r.bound
+    ('anneal', True, True)
+    """
     name = "anneal"
     description = "simulated annealing over unit swaps, exact incremental evaluation (numba)"
 

@@ -49,9 +49,6 @@ ROOT = Path(__file__).resolve().parents[1]
 #: files another branch is rewriting right now (they add their own docstrings):
 #: repository path -> branch.  The lead removes an entry after merging that branch.
 PENDING = {
-    "solvers/ilp.py": "ilp",
-    "solvers/anneal.py": "kernel",
-    "solvers/_anneal_kernel.py": "kernel",
 }
 
 #: the packages whose modules make up the public API
