@@ -60,7 +60,7 @@ from .masks import GlobalMask, RowBalancedMask
 if TYPE_CHECKING:
     from .problem import Member, TileProblem
 
-__all__ = ["tight_bound", "member_tight_bound", "lagrangian_rows"]
+__all__ = ["tight_bound", "member_tight_bound", "lagrangian_rows", "exact_applies", "parts_for"]
 
 
 def _tops(X: np.ndarray, h: int) -> np.ndarray:
@@ -91,8 +91,9 @@ def _envelope(js: np.ndarray, gs: np.ndarray, x: float) -> tuple[float, int, int
 
 
 def lagrangian_rows(R: np.ndarray, h: int, mb: int, k: int | None = None, kb: int | None = None, *,
-                    time_limit: float = 5.0, iters: int = 200, grid: int = 24,
-                    target: float | None = None) -> float:
+                    time_limit: float = 5.0, iters: int | None = None, grid: int = 24,
+                    target: float | None = None, exact: bool | None = None,
+                    parts: int | str | None = None) -> float:
     """Lagrangian bound with the rows free, from the row profile ``R`` (``m x nb``).
 
     Parameters
@@ -109,13 +110,23 @@ def lagrangian_rows(R: np.ndarray, h: int, mb: int, k: int | None = None, kb: in
         Row-balanced mask: the tiles every tile row keeps.
     time_limit : float
         Seconds for the subgradient iterations.
-    iters : int
-        Most iterations.
+    iters : int, optional
+        Most subgradient iterations (default 200; 2000 per level with exact pricing).
     grid : int
         Size of the grid of tile counts ``j`` at which the pricing is evaluated (global mask).
     target : float, optional
         A value known to be reachable (or any estimate below the bound), for the step
         sizes; the result is valid whatever it is.
+    exact : bool, optional
+        Price exactly, by enumerating every set of column blocks (:mod:`permsolve._pricing`),
+        and split the kept tiles among the tile rows exactly (a knapsack over tile counts)
+        instead of through the two relaxations and the concave envelope.  Default: when
+        ``2**nb * mb * h <= MAX_WORK``.
+    parts : int or "auto", optional
+        Split the column blocks into this many ranges and price each exactly, letting each
+        range choose its own rows (a Lagrangian decomposition, for ``nb`` too large to
+        enumerate; ``"auto"``: the fewest that fit :data:`MAX_WORK`, :func:`parts_for`).
+        Implies the exact split of the kept tiles.
 
     Returns
     -------
@@ -136,6 +147,17 @@ def lagrangian_rows(R: np.ndarray, h: int, mb: int, k: int | None = None, kb: in
     mp = mb * h
     if mp > m:
         R = np.vstack([R, np.zeros((mp - m, nb))])
+    if kb is None and int(k) <= 0:
+        return 0.0
+    if parts == "auto":
+        parts = parts_for(nb, mp)
+    if exact is None:
+        exact = exact_applies(nb, mp)
+    if exact or parts is not None:
+        P = int(parts) if parts is not None else 1
+        return _lagrangian_exact(R, h, mb, k, kb, t_end=t_end, iters=2000 if iters is None else int(iters),
+                                 target=target, parts=P)
+    iters = 200 if iters is None else int(iters)
     if kb is not None:
         js = np.array([int(kb)])
         x = float(kb)
@@ -218,7 +240,195 @@ def lagrangian_rows(R: np.ndarray, h: int, mb: int, k: int | None = None, kb: in
     return float(best)
 
 
-def member_tight_bound(member: "Member", *, time_limit: float = 5.0) -> float:
+#: the most ``2**nb * mb * h`` (block sets times rows) for which the exact pricing is the default:
+#: about one second per subgradient iteration on one core
+MAX_WORK = 6e7
+
+
+def exact_applies(nb: int, rows: int) -> bool:
+    """Whether the exact pricing is cheap enough to be the default for ``nb`` column blocks.
+
+    Parameters
+    ----------
+    nb : int
+        Column blocks.
+    rows : int
+        Rows, padded (``mb * h``).
+
+    Returns
+    -------
+    bool
+        ``2**nb * rows <= MAX_WORK``.
+
+    Examples
+    --------
+    >>> exact_applies(18, 64), exact_applies(36, 64)
+    (True, False)
+    """
+    return nb <= 62 and float(2.0 ** nb) * rows <= MAX_WORK
+
+
+def _allocate(g: np.ndarray, mb: int, k: int) -> tuple[float, list[int]]:
+    """``max sum_a g(j_a)`` over ``sum_a j_a = k``, ``0 <= j_a <= nb``, and the ``j_a`` (a knapsack)."""
+    nb = len(g) - 1
+    D = np.full(k + 1, -np.inf)
+    D[0] = 0.0
+    choice = np.zeros((mb, k + 1), dtype=np.int64)
+    for a in range(mb):
+        new = np.full(k + 1, -np.inf)
+        arg = np.zeros(k + 1, dtype=np.int64)
+        for j in range(min(nb, k) + 1):
+            cand = np.full(k + 1, -np.inf)
+            cand[j:] = D[:k + 1 - j] + g[j]
+            better = cand > new
+            new[better] = cand[better]
+            arg[better] = j
+        D, choice[a] = new, arg
+    js, kk = [], k
+    for a in range(mb - 1, -1, -1):
+        j = int(choice[a, kk])
+        js.append(j)
+        kk -= j
+    return float(D[k]), js
+
+
+def parts_for(nb: int, rows: int, work: float | None = None) -> int:
+    """How many parts the ``nb`` column blocks are split into so that exact pricing of each fits ``work``.
+
+    Parameters
+    ----------
+    nb : int
+        Column blocks.
+    rows : int
+        Rows, padded (``mb * h``).
+    work : float, optional
+        The most ``sum over parts of 2**size * rows``; default :data:`MAX_WORK`.
+
+    Returns
+    -------
+    int
+        The fewest parts of near-equal size (1: no split) whose enumeration fits, at least 1.
+
+    Examples
+    --------
+    >>> parts_for(18, 64), parts_for(36, 64), parts_for(384, 384)
+    (1, 2, 32)
+    """
+    work = MAX_WORK if work is None else float(work)
+    for P in range(1, max(nb, 1) + 1):
+        q = -(-nb // P)
+        if q <= 62 and P * 2.0 ** q * rows <= work:
+            return P
+    return max(nb, 1)
+
+
+def _maxplus(gs: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Max-plus convolution of the parts' pricing values, and each part's count for every total."""
+    G = gs[0].copy()
+    picks = [np.arange(len(G))[:, None]]          # picks[...][J] = counts of the parts so far
+    for g in gs[1:]:
+        n1, n2 = len(G), len(g)
+        tot = np.full(n1 + n2 - 1, -np.inf)
+        arg = np.zeros(n1 + n2 - 1, dtype=np.int64)
+        for j in range(n2):
+            cand = G + g[j]
+            sl = slice(j, j + n1)
+            better = cand > tot[sl]
+            tot[sl] = np.where(better, cand, tot[sl])
+            arg[sl] = np.where(better, j, arg[sl])
+        prev = picks[-1]
+        picks.append(np.column_stack([prev[np.arange(len(tot)) - arg].reshape(len(tot), -1), arg]))
+        G = tot
+    return G, [picks[-1][:, p] for p in range(len(gs))]
+
+
+def _lagrangian_exact(R: np.ndarray, h: int, mb: int, k: int | None, kb: int | None, *, t_end: float,
+                      iters: int, target: float | None, parts: int = 1) -> float:
+    """Two levels: every part split in ``SPLIT`` for a share of the time (fast iterations that find
+    good multipliers), then the parts themselves, started from the first level's multipliers
+    (a merged part's multipliers are the sum of its pieces', so the bound only tightens)."""
+    mp, nb = R.shape
+    P = max(1, min(int(parts), nb))
+    cuts = np.linspace(0, nb, P + 1).round().astype(int)
+    fine = [c for p in range(P) for c in np.linspace(cuts[p], cuts[p + 1], SPLIT + 1).round().astype(int)[:-1]]
+    fine = np.unique(np.append(fine, nb))
+    jbar = max(1, int(round(kb if kb is not None else k / mb)))
+    lam = -np.sort(-R, axis=1)[:, :jbar].sum(axis=1) * (1.0 - 1.0 / max(2.0, mb))
+    now = time.perf_counter()
+    t_mid = now + FIRST_SHARE * max(0.0, t_end - now)
+    best = np.inf
+    if len(fine) - 1 > P:
+        best, lam, dfine = _subgradient(R, h, mb, k, kb, fine, lam, np.zeros((len(fine) - 1, mp)),
+                                        t_end=t_mid, iters=iters, target=target)
+        owner = np.searchsorted(cuts, fine[:-1], side="right") - 1     # the coarse part of each piece
+        delta = np.zeros((P, mp))
+        np.add.at(delta, owner, dfine)
+        delta += lam / (len(fine) - 1) * np.bincount(owner, minlength=P)[:, None] - lam / P
+    else:
+        delta = np.zeros((P, mp))
+    b2, _, _ = _subgradient(R, h, mb, k, kb, cuts, lam, delta, t_end=t_end, iters=iters, target=target,
+                            best=best)
+    return float(min(best, b2))
+
+
+#: pieces per part in the first level of the exact Lagrangian, and that level's share of the time
+SPLIT, FIRST_SHARE = 4, 0.3
+
+
+def _subgradient(R, h, mb, k, kb, cuts, lam, delta, *, t_end, iters, target, best=np.inf):
+    """Subgradient steps on ``(lam, delta)`` with the column blocks cut at ``cuts``; (best, lam, delta)."""
+    """:func:`lagrangian_rows` with exact pricing and an exact split of the kept tiles (rows padded).
+
+    With ``parts > 1`` the column blocks are split into that many ranges and each tile row's
+    pricing lets every range choose its own ``h`` rows, at multipliers ``lam / parts + delta_p``
+    (``sum_p delta_p = 0``): still an upper bound, and the ``delta`` follow the subgradient too,
+    charging the ranges for disagreeing on the rows.
+    """
+    from ._pricing import price_subsets, subset_rows
+
+    mp, nb = R.shape
+    P = len(cuts) - 1
+    Rs = [np.ascontiguousarray(R[:, cuts[p]:cuts[p + 1]]) for p in range(P)]
+    first = best
+    best, step_scale, stall = np.inf, 1.0, 0
+    best_lam, best_delta = lam, delta
+    for _ in range(int(iters)):
+        if np.isfinite(best) and time.perf_counter() > t_end:
+            break
+        mus = [lam / P + delta[p] for p in range(P)]
+        priced = [price_subsets(Rs[p], mus[p], h) for p in range(P)]
+        G, picks = _maxplus([g for g, _ in priced]) if P > 1 else (priced[0][0], [np.arange(nb + 1)])
+        if kb is not None:
+            val, js = mb * float(G[kb]), [int(kb)] * mb
+        else:
+            val, js = _allocate(G, mb, int(k))
+        L = float(lam.sum() + val)
+        if not np.isfinite(best) or L < best - 1e-12 * abs(best):
+            best, stall, best_lam, best_delta = L, 0, lam, delta
+        else:
+            stall += 1
+            if stall >= 20:
+                step_scale *= 0.5
+                stall = 0
+        use = np.zeros((P, mp))
+        for j in js:
+            for p in range(P):
+                jp = int(picks[p][j])
+                use[p, subset_rows(Rs[p], mus[p], h, int(priced[p][1][jp]))] += 1.0
+        g_lam = 1.0 - use.sum(axis=0) / P
+        g_delta = -(use - use.mean(axis=0))
+        norm = float(g_lam @ g_lam + (g_delta * g_delta).sum())
+        if norm <= 1e-18 or step_scale < 1e-9:
+            break
+        tgt = target if target is not None else 0.97 * min(best, first)
+        t = step_scale * max(L - tgt, 1e-12 * abs(L)) / norm
+        lam = lam - t * g_lam
+        delta = delta - t * g_delta
+    return float(best) * (1 + 1e-12), best_lam, best_delta
+
+
+def member_tight_bound(member: "Member", *, time_limit: float = 5.0, target: float | None = None,
+                       parts: int | str | None = None) -> float:
     """The tightest valid bound known for one member: min of its own bound and the Lagrangian.
 
     The Lagrangian applies with the rows permuted and the columns fixed (global and
@@ -231,6 +441,11 @@ def member_tight_bound(member: "Member", *, time_limit: float = 5.0) -> float:
         One matrix of a problem.
     time_limit : float
         Seconds for the Lagrangian.
+    target : float, optional
+        A value known to be reachable (the best answer found), for the step sizes;
+        the bound is valid whatever it is.
+    parts : int or "auto", optional
+        As for :func:`lagrangian_rows` (``"auto"``: the decomposition bound at any size).
 
     Returns
     -------
@@ -255,15 +470,18 @@ def member_tight_bound(member: "Member", *, time_limit: float = 5.0) -> float:
     else:
         return own
     if isinstance(mask, GlobalMask):
-        lag = lagrangian_rows(R, hh, mbb, k=mask.n_kept(mb, nb, s), time_limit=time_limit)
+        lag = lagrangian_rows(R, hh, mbb, k=mask.n_kept(mb, nb, s), time_limit=time_limit, target=target,
+                              parts=parts)
     elif isinstance(mask, RowBalancedMask) and member.cols is None:
-        lag = lagrangian_rows(R, hh, mbb, kb=mask.per_row(nb, s), time_limit=time_limit)
+        lag = lagrangian_rows(R, hh, mbb, kb=mask.per_row(nb, s), time_limit=time_limit, target=target,
+                              parts=parts)
     else:
         return own
     return float(min(own, lag))
 
 
-def tight_bound(problem_or_member: Union["TileProblem", "Member"], time_limit: float = 5.0) -> float:
+def tight_bound(problem_or_member: Union["TileProblem", "Member"], time_limit: float = 5.0,
+                target: float | None = None, parts: int | str | None = None) -> float:
     """A valid upper bound on the retained importance, at most the problem's own bound.
 
     For a problem, the sum of its members' bounds (sharing a permutation between
@@ -275,6 +493,11 @@ def tight_bound(problem_or_member: Union["TileProblem", "Member"], time_limit: f
         What to bound.
     time_limit : float
         Seconds in all.
+    target : float, optional
+        A value known to be reachable, for the step sizes (used for a one-member problem
+        or a member; the bound is valid whatever it is).
+    parts : int or "auto", optional
+        As for :func:`lagrangian_rows`.
 
     Returns
     -------
@@ -291,7 +514,10 @@ def tight_bound(problem_or_member: Union["TileProblem", "Member"], time_limit: f
     """
     members = getattr(problem_or_member, "members", None)
     if members is None:
-        return member_tight_bound(problem_or_member, time_limit=time_limit)
+        return member_tight_bound(problem_or_member, time_limit=time_limit, target=target, parts=parts)
+    if len(members) == 1:
+        return min(member_tight_bound(members[0], time_limit=time_limit, target=target, parts=parts),
+                   float(problem_or_member.bound))
     share = float(time_limit) / len(members)
-    total = float(sum(member_tight_bound(m, time_limit=share) for m in members))
+    total = float(sum(member_tight_bound(m, time_limit=share, parts=parts) for m in members))
     return min(total, float(problem_or_member.bound))
