@@ -342,8 +342,10 @@ class NMReduction:
     layout (a conv weight viewed as ``(C_out, kh*kw*C_in)``, unit ``q`` at
     ``q, q+P, ...``), is the matrix ``(rows*u, P)``: each group of ``m``
     permuted columns lies inside one block of ``P`` columns when ``P % m == 0``.
-    Members whose columns are not permuted keep a constant value; row
-    permutations never change an N:M value.
+    Members whose columns are not permuted keep a constant value, and so do
+    members with contiguous units whose size is a multiple of ``m`` (a Linear
+    after a flatten: every N:M group lies inside one channel's block, and a
+    permutation moves whole groups); row permutations never change an N:M value.
 
     Attributes
     ----------
@@ -383,6 +385,8 @@ class NMReduction:
             S, u = mem.importance, int(mem.col_unit)
             P = S.shape[1] // u
             layout = getattr(mem, "col_layout", "contiguous")
+            if u > 1 and layout != "strided" and u % self.m == 0:
+                continue    # every N:M group lies inside one unit: permuting units moves whole groups
             if u > 1 and layout != "strided":
                 self.why = (f"N:M solvers need column unit 1 or the strided layout; member {mem.name or '?'} has "
                             f"contiguous units of {u} (view a conv weight as (C_out, kh*kw*C_in))")

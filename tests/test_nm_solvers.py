@@ -137,9 +137,29 @@ def test_strided_conv_binding_is_its_reshaped_view():
     r = solve(p, "nm-exact")
     want, _ = brute_force(flat, 2, 4)
     assert r.retained == pytest.approx(want, abs=1e-9)
-    # contiguous units larger than one are refused, with the reason
-    q = TileProblem([Member(M, mask="2:4", cols="c", col_unit=kh * kw)])
+    # contiguous units that split N:M groups (2 columns each, m = 4) are refused, with the reason
+    q = TileProblem([Member(M[:, :12], mask="2:4", cols="c", col_unit=2)])
     assert "strided" in get_solver("nm-anneal")().supports(q)
+
+
+def test_contiguous_units_of_whole_nm_groups_are_a_constant():
+    """A Linear after a flatten: channel units of 4 contiguous columns hold whole 2:4 groups, so every
+    permutation of the units keeps the same value; the solvers accept the member and keep its value."""
+    rng = np.random.default_rng(12)
+    M = rng.random((5, 8 * 4))
+    p = TileProblem([Member(M, mask="2:4", cols="c", col_unit=4)])
+    const = p.evaluate({"c": np.arange(8)})
+    for perm in (rng.permutation(8), rng.permutation(8)):
+        assert p.evaluate({"c": perm}) == pytest.approx(const, abs=1e-9)
+    for name, kw in (("nm-anneal", FAST), ("nm-exact", {})):
+        assert get_solver(name)().supports(p) is None
+        assert solve(p, name, **kw).retained == pytest.approx(const, abs=1e-9)
+    # beside a member that the permutation does move, only that member's columns are searched
+    other = Member(rng.random((4, 8)), mask="2:4", cols="c")
+    pc = TileProblem([Member(M, mask="2:4", cols="c", col_unit=4), other])
+    want, _ = brute_force(other.importance, 2, 4)
+    for name, kw in (("nm-anneal", {}), ("nm-exact", {})):
+        assert solve(pc, name, seed=0, **kw).retained == pytest.approx(want + const, abs=1e-9)
 
 
 def test_row_permutations_are_returned_unchanged():

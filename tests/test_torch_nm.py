@@ -77,6 +77,19 @@ def test_prune_nm_on_every_zoo_model(name, spec):
     assert rep.retained_fraction >= plain.retained_fraction - 1e-12
 
 
+@pytest.mark.parametrize("name", zoo.names())
+def test_prune_nm_anneal_on_every_zoo_model(name):
+    """nm-anneal runs on every zoo model (alexnet's features.7 feeds a Linear in flattened blocks of 4
+    columns, whole 2:4 groups, which used to stop it) and keeps at least what hungarian's N:M step keeps."""
+    x = _x()
+    ref = prune_model(zoo.load(name), x, mask="2:4", solver="hungarian")
+    model = zoo.load(name)
+    rep = prune_model(model, x, mask="2:4", solver="nm-anneal", rounds=2, moves_per_col=200)
+    assert rep.permute is not None and all(g.skipped is None for g in rep.permute.groups)
+    _check_nm(model, rep, 2, 4)
+    assert rep.retained_fraction >= ref.retained_fraction - 1e-9
+
+
 def test_nm_group_problem_is_the_consumers_columns_in_strided_units():
     model = zoo.load("alexnet")
     g = next(gr for gr in channel_graph(model, _x(4)).free_groups() if gr.name == "features.2")
