@@ -282,7 +282,7 @@ def exact_applies(nb: int, rows: int) -> bool:
     >>> exact_applies(18, 64), exact_applies(36, 64)
     (True, False)
     """
-    return nb <= 62 and float(2.0 ** nb) * rows <= MAX_WORK
+    return parts_for(nb, rows) == 1
 
 
 def _allocate(g: np.ndarray, mb: int, k: int) -> tuple[float, list[int]]:
