@@ -100,6 +100,7 @@ BAD = [
     (np.ones((4, 4)), ["--tile", "4"], "HxW"),
     (np.ones((4, 4)), ["--solver", "magic"], "known solvers"),
     (np.ones((4, 4)), ["--time-limit", "0"], "time-limit"),
+    (np.ones((4, 4)), ["--certify", "nan"], "--certify must be"),
 ]
 
 
