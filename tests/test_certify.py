@@ -77,3 +77,25 @@ def test_cli_certify(tmp_path, capsys):
     assert d["bound_source"] == "lagrange" and d["certify_seconds"] > 0
     assert main(args + ["--certify", "1"]) == 0
     assert "[lagrange bound]" in capsys.readouterr().out
+
+
+def test_certify_manifest_script_dry_run_leaves_the_manifest(tmp_path, capsys):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    from permsolve.problems.manifest import DEFAULT_MANIFEST
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        script = importlib.import_module("certify_manifest")
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    before = Path(DEFAULT_MANIFEST).read_bytes()
+    assert script.main(["--dry-run", "--seconds", "1", "--only", "planted-64x64", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "planted-64x64-t8x8-s50-0: gap" in out and "Median gap" in out
+    assert Path(DEFAULT_MANIFEST).read_bytes() == before and not (tmp_path / "certified.md").exists()
+    assert script.main(["--seconds", "0"]) == 2
+    assert script.main(["--only", "no-such-instance"]) == 2
