@@ -86,7 +86,7 @@ class Hungarian(Solver):
         value = run.best
         # seconds a step of each permutation takes (estimated, then the last one measured): a step cannot
         # be interrupted, so one is not begun when it would not end in time
-        step = {}
+        step, measured = {}, {}
         if run.time_limit is not None:
             guess = assignment_seconds(problem) / max(1, len(problem.perm_names)) + 2 * run.eval_seconds
             step = {name: guess for name in problem.perm_names}
@@ -94,7 +94,10 @@ class Hungarian(Solver):
         for rounds in range(1, int(c.max_rounds) + 1):
             before = value
             for name in problem.perm_names:
-                if run.expired() or run.time_left() < step.get(name, 0.0):
+                # until a step of this permutation is measured, expect it to last as long as the
+                # slowest one measured (both axes of a square matrix: the estimate was 2x too short)
+                need = step.get(name, 0.0) if name in measured else max([step.get(name, 0.0), *measured.values()])
+                if run.expired() or run.time_left() < need:
                     stop = True
                     break
                 t = time.perf_counter()
@@ -102,7 +105,7 @@ class Hungarian(Solver):
                 perms[name] = assignment_step(problem, perms, name, masks)
                 value = problem.evaluate(perms)
                 run.offer(perms, value)
-                step[name] = time.perf_counter() - t
+                step[name] = measured[name] = time.perf_counter() - t
             run.nit = rounds
             if stop or run.expired() or value <= before * (1 + c.tol):
                 break
