@@ -76,8 +76,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from permsolve import TileProblem, available_solvers, importance, solve
-    from permsolve.lagrange import tight_bound
-    from permsolve.spectral import spectral_bound
+    from permsolve.certify import tighter_bounds
 
     names = ["greedy"] + [s for s in args.solvers.split(",") if s and s != "greedy"]
     unknown = [s for s in names if s not in available_solvers()]
@@ -101,9 +100,7 @@ def main(argv=None) -> int:
                 res[k] = solve(p, k, time_limit=args.time_limit if anytime else None, seed=0)
             best = max(res.values(), key=lambda r: r.retained)
             best_value = best.retained
-            bounds = {"allocation": p.bound,
-                      "lagrange": tight_bound(p, time_limit=args.lagrange, target=best_value, parts="auto"),
-                      "spectral": spectral_bound(p)}
+            bounds = {"allocation": p.bound, **tighter_bounds(p, args.lagrange, target=best_value)}
             if args.ilp > 0:
                 il = solve(p, "ilp", time_limit=args.ilp, init=best)
                 bounds["ilp"] = il.bound

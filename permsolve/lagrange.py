@@ -286,27 +286,10 @@ def exact_applies(nb: int, rows: int) -> bool:
 
 
 def _allocate(g: np.ndarray, mb: int, k: int) -> tuple[float, list[int]]:
-    """``max sum_a g(j_a)`` over ``sum_a j_a = k``, ``0 <= j_a <= nb``, and the ``j_a`` (a knapsack)."""
-    nb = len(g) - 1
-    D = np.full(k + 1, -np.inf)
-    D[0] = 0.0
-    choice = np.zeros((mb, k + 1), dtype=np.int64)
-    for a in range(mb):
-        new = np.full(k + 1, -np.inf)
-        arg = np.zeros(k + 1, dtype=np.int64)
-        for j in range(min(nb, k) + 1):
-            cand = np.full(k + 1, -np.inf)
-            cand[j:] = D[:k + 1 - j] + g[j]
-            better = cand > new
-            new[better] = cand[better]
-            arg[better] = j
-        D, choice[a] = new, arg
-    js, kk = [], k
-    for a in range(mb - 1, -1, -1):
-        j = int(choice[a, kk])
-        js.append(j)
-        kk -= j
-    return float(D[k]), js
+    """``max sum_a g(j_a)`` over ``sum_a j_a = k``, ``0 <= j_a <= nb``, and the ``j_a`` (a knapsack):
+    the max-plus convolution of ``mb`` copies of ``g`` at ``k``."""
+    G, picks = _maxplus([g] * mb)
+    return float(G[k]), [int(p[k]) for p in picks]
 
 
 def parts_for(nb: int, rows: int, work: float | None = None) -> int:
@@ -393,13 +376,12 @@ SPLIT, FIRST_SHARE = 4, 0.3
 
 
 def _subgradient(R, h, mb, k, kb, cuts, lam, delta, *, t_end, iters, target, best=np.inf):
-    """Subgradient steps on ``(lam, delta)`` with the column blocks cut at ``cuts``; (best, lam, delta)."""
-    """:func:`lagrangian_rows` with exact pricing and an exact split of the kept tiles (rows padded).
+    """Subgradient steps on ``(lam, delta)`` with the column blocks cut at ``cuts``; (best, lam, delta).
 
-    With ``parts > 1`` the column blocks are split into that many ranges and each tile row's
-    pricing lets every range choose its own ``h`` rows, at multipliers ``lam / parts + delta_p``
-    (``sum_p delta_p = 0``): still an upper bound, and the ``delta`` follow the subgradient too,
-    charging the ranges for disagreeing on the rows.
+    Exact pricing of every range and an exact split of the kept tiles (rows padded).  With
+    more than one range each tile row's pricing lets every range choose its own ``h`` rows, at
+    multipliers ``lam / P + delta_p`` (``sum_p delta_p = 0``): still an upper bound, and the
+    ``delta`` follow the subgradient too, charging the ranges for disagreeing on the rows.
     """
     from ._pricing import price_subsets, subset_rows
 
@@ -428,10 +410,13 @@ def _subgradient(R, h, mb, k, kb, cuts, lam, delta, *, t_end, iters, target, bes
                 step_scale *= 0.5
                 stall = 0
         use = np.zeros((P, mp))
+        rows = {}                     # (range, its tile count) -> rows: the same for every tile row
         for j in js:
             for p in range(P):
                 jp = int(picks[p][j])
-                use[p, subset_rows(Rs[p], mus[p], h, int(priced[p][1][jp]))] += 1.0
+                if (p, jp) not in rows:
+                    rows[p, jp] = subset_rows(Rs[p], mus[p], h, int(priced[p][1][jp]))
+                use[p, rows[p, jp]] += 1.0
         g_lam = 1.0 - use.sum(axis=0) / P
         g_delta = -(use - use.mean(axis=0))
         norm = float(g_lam @ g_lam + (g_delta * g_delta).sum())
