@@ -2,7 +2,7 @@
 
 Part 1: each (solver, size, axis, limit) runs in a fresh process on a ``scaled``
 lognormal matrix (:func:`permsolve.problems.generators.scaled`, seed 0), tile
-32x32, sparsity 0.5.  It records the wall time of ``solve()`` (everything the
+``--tile`` (32x32), sparsity 0.5, ``--repeats`` fresh processes each.  It records the wall time of ``solve()`` (everything the
 call does: bound, scaled copy, search, final recomputation), the ``seconds``
 it reports, and the moves made.
 
@@ -14,6 +14,8 @@ Run::
 
     .venv/bin/python benchmarks/time_limits.py                 # about 3 minutes
     .venv/bin/python benchmarks/time_limits.py --sizes 2048,8192 --limits 10
+    .venv/bin/python benchmarks/time_limits.py --solvers hungarian,anneal,swap --sizes 8192 --axes both \
+        --limits 10 --tile 16x16 --repeats 3 --out /tmp/tl
 
 Writes ``results/reliability/time_limits.md`` and ``.json``.
 """
@@ -36,15 +38,16 @@ from permsolve.problem import TileProblem
 from permsolve.problems.generators import scaled
 from permsolve.registry import get_solver
 solver, size, axis, limit = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+h, w = int(sys.argv[5]), int(sys.argv[6])
 t = time.perf_counter(); s = get_solver(solver)(); construct = time.perf_counter() - t
-p = TileProblem.from_matrix(scaled(size, size, sigma=0.5, seed=0), tile=(32, 32), sparsity=0.5, axis=axis)
+p = TileProblem.from_matrix(scaled(size, size, sigma=0.5, seed=0), tile=(h, w), sparsity=0.5, axis=axis)
 t = time.perf_counter(); r = s.solve(p, time_limit=limit, seed=0); wall = time.perf_counter() - t
 print(json.dumps({"construct": construct, "wall": wall, "seconds": r.seconds, "nit": int(r.nit),
                   "fraction": r.fraction}))
 """
 
 
-def part1(solvers, sizes, axes, limits):
+def part1(solvers, sizes, axes, limits, tile=(32, 32), repeats=1):
     from permsolve.registry import get_solver
 
     rows = []
@@ -53,8 +56,9 @@ def part1(solvers, sizes, axes, limits):
             for axis in axes:
                 if axis not in get_solver(solver).axes:     # a problem kind the solver refuses
                     continue
-                for limit in limits:
-                    p = subprocess.run([sys.executable, "-c", CHILD, solver, str(size), axis, str(limit)],
+                for limit in [x for x in limits for _ in range(repeats)]:
+                    p = subprocess.run([sys.executable, "-c", CHILD, solver, str(size), axis, str(limit),
+                                        str(tile[0]), str(tile[1])],
                                        capture_output=True, text=True, timeout=20 * limit + 600, cwd=ROOT)
                     if p.returncode != 0:
                         rows.append({"solver": solver, "size": size, "axis": axis, "limit": limit,
@@ -95,11 +99,14 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="1024,4096")
     ap.add_argument("--axes", default="rows,both")
     ap.add_argument("--limits", default="2,10")
+    ap.add_argument("--tile", default="32x32", metavar="HxW")
+    ap.add_argument("--repeats", type=int, default=1, help="fresh processes per (solver, size, axis, limit)")
     ap.add_argument("--out", default=str(ROOT / "results" / "reliability"))
     args = ap.parse_args(argv)
     solvers = args.solvers.split(",")
+    tile = tuple(int(x) for x in args.tile.split("x"))
     r1 = part1(solvers, [int(x) for x in args.sizes.split(",")], args.axes.split(","),
-               [float(x) for x in args.limits.split(",")])
+               [float(x) for x in args.limits.split(",")], tile, max(1, args.repeats))
     r2 = part2(["identity", "greedy", "hungarian", "anneal", "ilp"])
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -110,7 +117,7 @@ def main(argv=None) -> int:
     (out / "time_limits.json").write_text(json.dumps({"command": cmd, "commit": commit, "load": load,
                                                       "solve": r1, "cli": r2}, indent=1))
     lines = [f"# Time limits (`{cmd}`)", "", f"commit {commit}, load average at the end {load}", "",
-             "Wall time of `solve()` (one fresh process each; the solver's construction, where the anneal "
+             f"Tiles {tile[0]}x{tile[1]}, s = 0.5. Wall time of `solve()` (one fresh process each; the solver's construction, where the anneal "
              "loads its compiled kernel, is not in it) against the limit.", "",
              "| solver | size | axis | limit s | wall s | reported seconds | over the limit | nit |",
              "|---|---:|---|---:|---:|---:|---:|---:|"]
