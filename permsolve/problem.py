@@ -26,6 +26,7 @@ True
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping, Sequence
@@ -35,6 +36,9 @@ import numpy as np
 from .bounds import member_bound
 from .masks import Mask, get_mask
 from .tiles import LAYOUTS, expand_perm, parse_tile, tile_scores, unit_positions
+
+#: entries gathered at a time when a permuted matrix is evaluated (16 MB of float64)
+GATHER_ENTRIES = 1 << 21
 
 __all__ = ["Member", "TileProblem", "AXES", "parse_tile", "expand_perm", "unit_positions", "tile_scores"]
 
@@ -139,9 +143,8 @@ class Member:
         """Number of tiles the mask keeps."""
         return self.mask.n_kept(*self.grid, self.sparsity)
 
-    def permuted(self, perms: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The importance with ``perms`` applied to its bound axes (no copy for identities)."""
-        S = self.importance
+    def _gather_indices(self, perms: Mapping[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Element gather indices of the rows and the columns (None: the identity, no gather)."""
         def index(name, unit, layout):
             if name is None:
                 return None
@@ -150,8 +153,13 @@ class Member:
                 return None                   # the identity: no gather (a copy of a large matrix)
             return expand_perm(p, unit, layout)
 
-        ri = index(self.rows, self.row_unit, self.row_layout)
-        ci = index(self.cols, self.col_unit, self.col_layout)
+        return (index(self.rows, self.row_unit, self.row_layout),
+                index(self.cols, self.col_unit, self.col_layout))
+
+    def permuted(self, perms: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The importance with ``perms`` applied to its bound axes (no copy for identities)."""
+        S = self.importance
+        ri, ci = self._gather_indices(perms)
         if ri is not None and ci is not None:
             return S[np.ix_(ri, ci)]          # one gather, not two copies
         if ri is not None:
@@ -160,15 +168,63 @@ class Member:
             return S[:, ci]
         return S
 
+    def _slab_rows(self) -> int:
+        """Rows per slab of a gathered evaluation: whole tile rows, about :data:`GATHER_ENTRIES` entries."""
+        h, n = self.tile[0], self.shape[1]
+        return h * max(1, GATHER_ENTRIES // (h * n))
+
+    @staticmethod
+    def _gather(S: np.ndarray, rows: np.ndarray, ci: np.ndarray | None) -> np.ndarray:
+        """``S[rows][:, ci]`` as one C-ordered slab (``np.take``: its result is contiguous)."""
+        X = np.take(S, rows, axis=0)
+        return X if ci is None else np.take(X, ci, axis=1)
+
+    def gather_seconds(self) -> float:
+        """Estimated seconds the gather of a permuted evaluation adds to one of the identity.
+
+        Times the gather of one slab under a non-identity order of every bound axis and scales
+        it by the number of slabs; 0 when no axis is bound.  :class:`~permsolve.result.Run` adds it
+        to the evaluation it keeps in reserve, which, timed on the identity, skipped the gather.
+        """
+        m, n = self.shape
+        if self.rows is None and self.cols is None:
+            return 0.0
+        k = min(m, self._slab_rows())
+        rng = np.random.default_rng(0)        # a scattered order: a reversed one streams, faster
+        rows = rng.permutation(m)[:k] if self.rows is not None else np.arange(k)
+        ci = rng.permutation(n) if self.cols is not None else None
+        t = time.perf_counter()
+        self._gather(self.importance, rows, ci)
+        return (time.perf_counter() - t) * m / k
+
     @property
     def free_axes(self) -> frozenset[str]:
         """Axes bound to a permutation whose order can change this member's value."""
         axes = {a for a, p in (("rows", self.rows), ("cols", self.cols)) if p is not None}
         return frozenset(axes) - self.mask.invariant_axes
 
+    def slabs(self, perms: Mapping[str, np.ndarray]):
+        """The permuted importance a slab of whole tile rows at a time (:data:`GATHER_ENTRIES` entries).
+
+        Yields ``(start, rows, X)``: ``X`` is ``permuted(perms)[start:start + len(rows)]``, a fresh
+        C-ordered array, and ``rows`` the original indices of its rows.  A permuted matrix is never
+        gathered whole: a copy of an 8192 x 8192 matrix is 512 MB of fresh pages, whose cost (0.5 to
+        1.5 s measured) depends on the allocator more than on the matrix.
+        """
+        S, m = self.importance, self.shape[0]
+        ri, ci = self._gather_indices(perms)
+        k = self._slab_rows()
+        for a in range(0, m, k):
+            rows = ri[a:a + k] if ri is not None else np.arange(a, min(a + k, m))
+            yield a, rows, self._gather(S, rows, ci)
+
     def tile_scores(self, perms: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Importance inside every tile, ``(mb, nb)``, for these permutations."""
-        return tile_scores(self.permuted(perms), *self.tile)
+        """Importance inside every tile, ``(mb, nb)``, for these permutations (gathered in :meth:`slabs`)."""
+        h, w = self.tile
+        ri, ci = self._gather_indices(perms)
+        if ri is None and ci is None:
+            return tile_scores(self.importance, h, w)
+        return np.concatenate([tile_scores(X, h, w) for _, _, X in self.slabs(perms)])
 
     def retained(self, perms: Mapping[str, np.ndarray]) -> float:
         """Importance kept by the best mask of this member for these permutations."""
@@ -289,6 +345,11 @@ class TileProblem:
         """Best tile mask of each member for these permutations."""
         perms = self.check_perms(perms)
         return [m.best_mask(perms) for m in self.members]
+
+    def gather_seconds(self) -> float:
+        """Estimated seconds a permuted evaluation takes beyond one of the identity
+        (:meth:`Member.gather_seconds`, summed)."""
+        return float(sum(m.gather_seconds() for m in self.members))
 
     @cached_property
     def total(self) -> float:

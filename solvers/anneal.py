@@ -228,7 +228,10 @@ class AnnealState:
             bind_mem=bind[:, 0].copy(), bind_axis=bind[:, 1].copy(), bind_unit=bind[:, 2].copy(),
             bind_soff=np.array(soff, dtype=np.int64), bind_choff=np.array(choff, dtype=np.int64),
             bind_goff=np.array(goff, dtype=np.int64),
-            S=np.concatenate([m.importance.ravel() for m in problem.members]))
+            # one writable member: its own entries, not a copy (the kernel only reads them; a
+            # read-only array would be another type to numba, so it is copied)
+            S=(problem.members[0].importance.ravel() if nm_ == 1 and problem.members[0].importance.flags.writeable
+               else np.concatenate([m.importance.ravel() for m in problem.members])))
         nt = max(t_off, 1)
         self.masks = K.MaskState(
             T=np.zeros(nt), R=np.zeros(max(r_off, 1)), C=np.zeros(max(c_off, 1)), sv=np.zeros(nt),
@@ -264,20 +267,21 @@ class AnnealState:
             h, w = m.tile
             mb, nb = m.grid
             t0 = row[K.M_TOFF]
-            S = m.importance
-            rexp = expand_perm(perms[m.rows], m.row_unit) if m.rows is not None else None
+            (rows, cols), ro, co = m.shape, row[K.M_ROFF], row[K.M_COFF]
+            # tiles, row profiles (rows in their own order) and column profiles (columns in theirs),
+            # from one pass over the permuted matrix, a slab at a time (never a whole copy of it)
+            T = ms.T[t0:t0 + mb * nb].reshape(mb, nb)
+            R = ms.R[ro:ro + rows * nb].reshape(rows, nb) if m.rows is not None else None
+            C = ms.C[co:co + cols * mb].reshape(cols, mb) if m.cols is not None else None
             cexp = expand_perm(perms[m.cols], m.col_unit) if m.cols is not None else None
-            Sc = S[:, cexp] if cexp is not None else S
-            Sp = Sc[rexp] if rexp is not None else Sc
-            T = tile_scores(Sp, h, w)
-            ms.T[t0:t0 + mb * nb] = T.ravel()
-            if rexp is not None:
-                ro = row[K.M_ROFF]
-                ms.R[ro:ro + S.shape[0] * nb] = row_profile(Sc, w).ravel()
-            if cexp is not None:
-                co = row[K.M_COFF]
-                Sr = S[rexp] if rexp is not None else S
-                ms.C[co:co + S.shape[1] * mb] = col_profile(Sr, h).ravel()
+            for a, rws, X in m.slabs(perms):
+                ta = a // h
+                Ts = tile_scores(X, h, w)
+                T[ta:ta + Ts.shape[0]] = Ts
+                if R is not None:
+                    R[rws] = row_profile(X, w)
+                if C is not None:
+                    C[cexp, ta:ta + Ts.shape[0]] = col_profile(X, h)
             g0, kk = row[K.M_GOFF], row[K.M_K]
             if row[K.M_GLOBAL]:
                 sl = slice(t0, t0 + mb * nb)
@@ -490,7 +494,10 @@ class Anneal(Solver):
         timed = o.moves is None and run.time_limit is not None
         per_restart = int(o.moves) if o.moves is not None else max(100_000, int(o.moves_per_unit) * units)
         cap = max(100_000, int(o.max_moves_per_unit) * units) // restarts
-        chunk = 4096
+        # a chunk cannot be interrupted: under a time limit the first is small and the next ones
+        # follow the measured rate.  Probes do not predict it: at 8192 x 8192 with both axes 2,000
+        # probes took 15 ms and the first 2,709 moves 2.5 s (accepted moves move the mask's band)
+        chunk = 64 if timed else 4096
         t_begin = time.perf_counter()
         last_offer = t_begin
         since_resync = 0

@@ -78,6 +78,30 @@ def test_incremental_delta_is_exact_coupled_with_units():
     assert worst < 1e-12
 
 
+@pytest.mark.parametrize("entries", [1, 50])
+def test_state_built_in_slabs_matches_one_slab(monkeypatch, entries):
+    """The state is built from the permuted matrix a slab of tile rows at a time: tiles, row and
+    column profiles and the walk are those of a build from one slab (the whole matrix)."""
+    import permsolve.problem as problem_module
+    p = coupled_problem(seed=3)
+    perms = random_perms(p, seed=4)
+    whole = AnnealState(p, perms)
+    monkeypatch.setattr(problem_module, "GATHER_ENTRIES", entries)
+    assert p.members[0]._slab_rows() < p.members[0].shape[0]      # really in several slabs
+    sliced = AnnealState(p, perms)
+    for f in ("T", "R", "C", "ksum"):
+        np.testing.assert_allclose(getattr(sliced.masks, f), getattr(whole.masks, f), rtol=1e-13, atol=0)
+    u = np.random.default_rng(6).random((300, 4))
+    assert sliced.run(u, 0.05, 0.99) == pytest.approx(whole.run(u, 0.05, 0.99))
+    assert sliced.current == pytest.approx(whole.current, rel=1e-12)
+    assert sliced.current == pytest.approx(p.evaluate(sliced.perms()), rel=1e-12)
+
+
+def random_perms(p, seed):
+    r = np.random.default_rng(seed)
+    return {k: r.permutation(n) for k, n in p.perm_sizes.items()}
+
+
 def test_python_kernel_matches_numba():
     p = coupled_problem(seed=2)
     u = np.random.default_rng(5).random((300, 4))

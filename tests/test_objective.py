@@ -166,6 +166,40 @@ def test_mask_specs_parse_and_refuse():
         TileProblem.from_matrix(np.ones((2, 8)), sparsity=0.25)
 
 
+@settings(max_examples=100, deadline=None)
+@given(p=problems(), seed=st.integers(0, 2**16), entries=st.sampled_from([1, 5, 40]))
+def test_slabs_evaluate_as_the_whole_permuted_matrix(p, seed, entries):
+    """A permuted matrix is scored a slab of tile rows at a time: the same tiles as scoring it whole."""
+    import permsolve.problem as problem_module
+    perms = random_perms(p, seed)
+    (m,) = p.members
+    whole = tile_scores(m.permuted(perms), *m.tile)
+    old = problem_module.GATHER_ENTRIES
+    try:
+        problem_module.GATHER_ENTRIES = entries
+        sliced = m.tile_scores(perms)
+        rows = np.concatenate([r for _, r, _ in m.slabs(perms)])
+    finally:
+        problem_module.GATHER_ENTRIES = old
+    np.testing.assert_allclose(sliced, whole, rtol=1e-13, atol=1e-12)
+    ri, _ = m._gather_indices(perms)
+    assert np.array_equal(rows, ri if ri is not None else np.arange(m.shape[0]))
+
+
+def test_gather_seconds_only_for_bound_axes():
+    """The reserve a timed run adds for the gather its identity evaluation skipped."""
+    from permsolve import Member
+    from permsolve.result import Run
+    S = np.random.default_rng(0).random((64, 64))
+    assert Member(S, (4, 4), 0.5).gather_seconds() == 0.0
+    p = TileProblem.from_matrix(S, tile=(4, 4), sparsity=0.5, axis="both")
+    assert p.gather_seconds() > 0.0
+    p.gather_seconds = lambda: 5.0              # a stand-in, so the test does not time anything
+    assert Run(p, 10.0, None).eval_seconds >= 5.0
+    assert Run(p, None, None).eval_seconds < 5.0                 # no limit: no reserve needed
+    assert Run(p, 10.0, random_perms(p, 1)).eval_seconds < 5.0   # timed with its gather already
+
+
 def test_strided_layout_moves_whole_channels():
     """A conv weight viewed as (C_out, kh*kw*C_in): channel q's kh*kw columns are C_in apart."""
     from permsolve import Member
