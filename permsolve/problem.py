@@ -350,8 +350,10 @@ class TileProblem:
         return [m.best_mask(perms) for m in self.members]
 
     def gather_seconds(self) -> float:
-        """Estimated seconds a permuted evaluation takes beyond one of the identity
-        (:meth:`Member.gather_seconds`, summed)."""
+        """Estimated seconds a permuted evaluation takes beyond one of the identity.
+
+        The sum of :meth:`Member.gather_seconds` over the members.
+        """
         return float(sum(m.gather_seconds() for m in self.members))
 
     @cached_property
