@@ -8,13 +8,17 @@ installed): importance |W|, 32x1 tiles, s = 0.5, rows permuted, global mask.
 recursive spectral bisection (rows split in two by the leading left singular
 vector of the double-centred row profile, recursively, in whole tile rows).
 The bound is the least of :func:`permsolve.certify.tighter_bounds` (10 s) and
-the allocation bound.
+the allocation bound.  ``--lagrange-times`` also prints the Lagrangian decomposition bound
+(:func:`permsolve.lagrange.tight_bound`, ``parts="auto"``) after each of those budgets, to see
+whether more time on the bound closes the gap.
 
 Usage::
 
     python benchmarks/plateau_32x1.py [--long 60] [--layers zoo:resnet:layer3.0.conv1,minilm:...]
+                                      [--lagrange-times 10,60,180]
 
-About 7 minutes with the defaults.  Prints one line per layer.
+About 7 minutes with the defaults (add the sum of ``--lagrange-times`` per layer).  Prints one
+line per layer.
 """
 from __future__ import annotations
 
@@ -43,10 +47,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--long", type=float, default=60.0, help="seconds of the long runs")
     ap.add_argument("--layers", default=DEFAULT, help="zoo:MODEL:LAYER or minilm:KEY, comma separated")
+    ap.add_argument("--lagrange-times", default="", help="seconds, comma separated: the Lagrangian "
+                    "bound after each budget (none by default)")
     args = ap.parse_args(argv)
     from permsolve import TileProblem, importance, solve
     from permsolve.bounds import row_profile
     from permsolve.certify import tighter_bounds
+    from permsolve.lagrange import tight_bound
     from permsolve.problems.real import SourceUnavailable, minilm_weight, zoo_weight
 
     for spec in args.layers.split(","):
@@ -68,6 +75,9 @@ def main(argv=None) -> int:
         print(f"{spec} {S.shape[0]}x{S.shape[1]}: anneal 10 s {pct(short)}; {args.long:g} s seeds 0-2 "
               f"{', '.join(pct(v) for v in longs)}; spectral start {pct(spectral)}, anneal 10 s from it "
               f"{pct(from_spectral)}; bound {pct(bound)}; load {os.getloadavg()[0]:.1f}", flush=True)
+        for t in [float(x) for x in args.lagrange_times.split(",") if x.strip()]:
+            b = tight_bound(p, time_limit=t, target=max(short, *longs), parts="auto")
+            print(f"    Lagrangian decomposition after {t:g} s: {pct(b)}", flush=True)
     return 0
 
 
