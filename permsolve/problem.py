@@ -183,8 +183,9 @@ class Member:
         """Estimated seconds the gather of a permuted evaluation adds to one of the identity.
 
         Times the gather of one slab under a non-identity order of every bound axis (the faster
-        of two) and scales it by the number of slabs; 0 when no axis is bound.  :class:`~permsolve.result.Run` adds it
-        to the evaluation it keeps in reserve, which, timed on the identity, skipped the gather.
+        of two) and scales it by the number of slabs; 0 when no axis is bound.
+        :class:`~permsolve.result.Run` adds it to the evaluation it keeps in reserve, which, timed
+        on the identity, skipped the gather.
         """
         m, n = self.shape
         if self.rows is None and self.cols is None:

@@ -228,9 +228,10 @@ class AnnealState:
             bind_mem=bind[:, 0].copy(), bind_axis=bind[:, 1].copy(), bind_unit=bind[:, 2].copy(),
             bind_soff=np.array(soff, dtype=np.int64), bind_choff=np.array(choff, dtype=np.int64),
             bind_goff=np.array(goff, dtype=np.int64),
-            # one writable member: its own entries, not a copy (the kernel only reads them; a
-            # read-only array would be another type to numba, so it is copied)
-            S=(problem.members[0].importance.ravel() if nm_ == 1 and problem.members[0].importance.flags.writeable
+            # one writable member: its own entries, not a copy (the kernel only reads them; numba
+            # types a read-only array differently, so such an array is copied)
+            S=(problem.members[0].importance.ravel()
+               if nm_ == 1 and problem.members[0].importance.flags.writeable
                else np.concatenate([m.importance.ravel() for m in problem.members])))
         nt = max(t_off, 1)
         self.masks = K.MaskState(
