@@ -215,8 +215,11 @@ class Member:
         gathered whole: a copy of an 8192 x 8192 matrix is 512 MB of fresh pages, whose cost (0.5 to
         1.5 s measured) depends on the allocator more than on the matrix.
         """
+        return self._slabs(*self._gather_indices(perms))
+
+    def _slabs(self, ri: np.ndarray | None, ci: np.ndarray | None):
+        """:meth:`slabs` from the gather indices of :meth:`_gather_indices`."""
         S, m = self.importance, self.shape[0]
-        ri, ci = self._gather_indices(perms)
         k = self._slab_rows()
         for a in range(0, m, k):
             rows = ri[a:a + k] if ri is not None else np.arange(a, min(a + k, m))
@@ -228,7 +231,7 @@ class Member:
         ri, ci = self._gather_indices(perms)
         if ri is None and ci is None:
             return tile_scores(self.importance, h, w)
-        return np.concatenate([tile_scores(X, h, w) for _, _, X in self.slabs(perms)])
+        return np.concatenate([tile_scores(X, h, w) for _, _, X in self._slabs(ri, ci)])
 
     def retained(self, perms: Mapping[str, np.ndarray]) -> float:
         """Importance kept by the best mask of this member for these permutations."""

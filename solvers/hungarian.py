@@ -86,17 +86,17 @@ class Hungarian(Solver):
         value = run.best
         # seconds a step of each permutation takes (estimated, then the last one measured): a step cannot
         # be interrupted, so one is not begun when it would not end in time
-        step, measured = {}, {}
+        measured = {}
+        guess = 0.0
         if run.time_limit is not None:
             guess = assignment_seconds(problem) / max(1, len(problem.perm_names)) + 2 * run.eval_seconds
-            step = {name: guess for name in problem.perm_names}
         stop = False
         for rounds in range(1, int(c.max_rounds) + 1):
             before = value
             for name in problem.perm_names:
                 # until a step of this permutation is measured, expect it to last as long as the
                 # slowest one measured (both axes of a square matrix: the estimate was 2x too short)
-                need = step.get(name, 0.0) if name in measured else max([step.get(name, 0.0), *measured.values()])
+                need = measured.get(name, max([guess, *measured.values()]))
                 if run.expired() or run.time_left() < need:
                     stop = True
                     break
@@ -105,7 +105,7 @@ class Hungarian(Solver):
                 perms[name] = assignment_step(problem, perms, name, masks)
                 value = problem.evaluate(perms)
                 run.offer(perms, value)
-                step[name] = measured[name] = time.perf_counter() - t
+                measured[name] = time.perf_counter() - t
             run.nit = rounds
             if stop or run.expired() or value <= before * (1 + c.tol):
                 break
